@@ -1,0 +1,168 @@
+"""Evaluation, metrics and prediction wiring shared by every next-item recommender.
+
+A subclass builds its network in :meth:`build` (the sizes come from the data, which the
+DataModule knows only after ``setup``) and ranks items in :meth:`recommend`; everything else
+(Recall/NDCG, ``metrics.json``, the predictions file, DDP bookkeeping) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from llada_rec.metrics import NDCGAtK, RecallAtK
+from llada_rec.utils import atomic_write_text
+
+
+@dataclass
+class DataInfo:
+    """Sizes a model needs from the data; stored in checkpoints so a model rebuilds alone."""
+
+    num_items: int
+    max_history: int
+    num_heads: int = 0  # M, semantic-ID length (0 when the model uses no semantic IDs)
+    codebook_size: int = 0  # K
+
+
+class SequentialRecommender(L.LightningModule):
+    """Base class: ``recommend(history) -> (items, scores)`` plus all the shared wiring."""
+
+    data_view = "sequences"
+    #: True for models over semantic IDs: ``build`` then receives the item codes.
+    needs_semantic_ids = False
+
+    def __init__(self, top_k: int = 10, metric_ks: Sequence[int] = (1, 5, 10)) -> None:
+        super().__init__()
+        self.top_k = top_k
+        self.metric_ks = tuple(sorted(set(metric_ks)))
+        if max(self.metric_ks) > top_k:
+            raise ValueError(f"metric_ks {self.metric_ks} exceed top_k={top_k}")
+        self.data_info: Optional[DataInfo] = None
+        self.val_metrics = ranking_metrics(self.metric_ks, prefix="val/")
+        self.test_metrics = ranking_metrics(self.metric_ks, prefix="test/")
+        self._predictions: list[dict[str, Any]] = []
+        self._valid_unique = [0, 0]  # [valid-and-unique returned items, returned items]
+
+    # -- to implement -------------------------------------------------------------------
+    def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
+        """Create the network for these data sizes. ``item_codes``: [N, M] semantic IDs."""
+        raise NotImplementedError
+
+    def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
+        """Rank items for each history.
+
+        history: [B, L] item indices, left-padded with 0.  Returns ``items`` [B, k] (0 where
+        fewer than k valid items were found) and ``scores`` [B, k], best first.  ``stage``
+        is "val", "test" or "predict" so a model may use a cheaper decoder in validation.
+        """
+        raise NotImplementedError
+
+    # -- set-up and checkpoints ---------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.data_info is not None:
+            return
+        dm = self.trainer.datamodule
+        info, item_codes = dm.data_info(self.needs_semantic_ids)
+        self.data_info = info
+        self.build(info, item_codes)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["data_info"] = asdict(self.data_info)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.data_info is None and "data_info" in checkpoint:
+            self.data_info = DataInfo(**checkpoint["data_info"])
+            self.build(self.data_info, None)  # buffers (codes, counts) come from the state dict
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        items, _ = self.recommend(batch["history"], self.top_k, stage)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(items, batch["target"])
+        self._count_valid_unique(items)
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=items.shape[0])
+
+    def _count_valid_unique(self, items: Tensor) -> None:
+        sorted_items, _ = items.sort(dim=-1)
+        duplicate = torch.zeros_like(items, dtype=torch.bool)
+        duplicate[:, 1:] = sorted_items[:, 1:] == sorted_items[:, :-1]
+        good = (sorted_items > 0) & ~duplicate
+        self._valid_unique[0] += int(good.sum())
+        self._valid_unique[1] += items.numel()
+
+    def _log_valid_unique(self, stage: str) -> None:
+        counts = torch.tensor(self._valid_unique, dtype=torch.float64, device=self.device)
+        counts = self.all_gather(counts)
+        if counts.dim() > 1:
+            counts = counts.sum(0)
+        self.log(f"{stage}/valid_unique", float(counts[0] / counts[1].clamp(min=1)), sync_dist=False)
+        self._valid_unique = [0, 0]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_valid_unique("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_valid_unique("test")
+        results = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        results["test/valid_unique"] = float(self.trainer.callback_metrics.get("test/valid_unique", 0.0))
+        if self.trainer.is_global_zero:
+            path = Path(run_dir(self.trainer)) / "metrics.json"
+            atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+    # -- prediction ---------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        items, scores = self.recommend(batch["history"], self.top_k, "predict")
+        for i in range(items.shape[0]):
+            self._predictions.append(
+                {
+                    "sample": int(batch["sample"][i]),
+                    "items": items[i].tolist(),
+                    "scores": [round(float(s), 6) for s in scores[i]],
+                }
+            )
+
+    def on_predict_epoch_end(self) -> None:
+        dm = self.trainer.datamodule
+        rows = self._predictions
+        self._predictions = []
+        if self.trainer.world_size > 1:
+            gathered: list[list[dict[str, Any]]] = [None] * self.trainer.world_size  # type: ignore[list-item]
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [r for part in gathered for r in part]
+        if not self.trainer.is_global_zero:
+            return
+        unique = {r["sample"]: r for r in rows}  # a sample repeated by a sampler counts once
+        path = Path(run_dir(self.trainer)) / "predictions.jsonl"
+        lines = [json.dumps(dm.describe_prediction(s, r["items"], r["scores"])) for s, r in sorted(unique.items())]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} recommendations to {path}")
+
+
+def ranking_metrics(ks: Sequence[int], prefix: str) -> MetricCollection:
+    """Recall@k and NDCG@k for each k, named like ``test/recall@10``."""
+    metrics = {}
+    for k in ks:
+        metrics[f"recall@{k}"] = RecallAtK(k)
+        metrics[f"ndcg@{k}"] = NDCGAtK(k)
+    return MetricCollection(metrics, prefix=prefix)
+
+
+def run_dir(trainer: L.Trainer) -> str:
+    """Where a run writes its files: the logger's version directory, else the root dir."""
+    directory = trainer.log_dir or trainer.default_root_dir
+    os.makedirs(directory, exist_ok=True)
+    return directory

@@ -1,0 +1,222 @@
+"""Side-by-side benchmark: the baselines and LLaDA-Rec on one split, under one budget.
+
+Every model gets the same RecDataModule settings (so the same leave-one-out split), the same
+seed, the same training budget and the same evaluation (best validation checkpoint by
+NDCG@10, then the test split).  Prints one markdown table and writes it, with all figures,
+as JSON:
+
+    python benchmarks/compare.py --format lcrec --path /work/shared/data/amazon18-scientific \
+        --max-epochs 5 --max-minutes 3 --out runs/compare/scientific
+
+Semantic-ID models train their tokenizer first (cached by content under ``--cache-dir``):
+TIGER the RQ-VAE, LLaDA-Rec the Multi-Head VQ-VAE, each with ``--tokenizer-base``'s trainer
+settings and ``--tokenizer-epochs`` epochs (pass ``--tiger-semantic-ids`` /
+``--llada-semantic-ids`` to use ready artifacts instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from llada_rec.data.datamodule import RecDataModule
+from llada_rec.models.base import SequentialRecommender
+from llada_rec.report import TABLE_COLUMNS
+from llada_rec.utils import atomic_write_text
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENIZERS = REPO / "experiments" / "tokenizer"
+MODELS = ("popularity", "transitions", "sasrec", "tiger", "llada-rec")
+NAMES = {"popularity": "Most popular", "transitions": "Item transitions", "sasrec": "SASRec", "tiger": "TIGER", "llada-rec": "LLaDA-Rec"}
+MONITOR = "val/ndcg@10"
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = p.add_argument_group("data (one RecDataModule setting for every model)")
+    data.add_argument("--format", required=True, help="amazon2023, amazon2023-benchmark, lcrec or recbole")
+    data.add_argument("--path", required=True)
+    data.add_argument("--category", default=None)
+    data.add_argument("--kcore", type=int, default=5)
+    data.add_argument("--max-history", type=int, default=20)
+    data.add_argument("--batch-size", type=int, default=256)
+    data.add_argument("--eval-batch-size", type=int, default=256)
+    data.add_argument("--cache-dir", default=".cache/llada_rec")
+    budget = p.add_argument_group("budget")
+    budget.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    budget.add_argument("--max-epochs", type=int, default=5, help="per neural model (also sets the LR schedule)")
+    budget.add_argument("--max-minutes", type=float, default=None, help="training wall-time cap per model (trainer.max_time)")
+    budget.add_argument("--limit-eval-batches", type=float, default=1.0, help="fraction (<= 1) or number of val/test batches: the same users for every model")
+    budget.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    size = p.add_argument_group("model size (SASRec, TIGER and LLaDA-Rec alike)")
+    size.add_argument("--d-model", type=int, default=64)
+    size.add_argument("--layers", type=int, default=2)
+    size.add_argument("--heads", type=int, default=2, help="attention heads")
+    size.add_argument("--dropout", type=float, default=0.1)
+    size.add_argument("--beam-size", type=int, default=20, help="test beams of TIGER and LLaDA-Rec")
+    size.add_argument("--val-beam-size", type=int, default=10)
+    ids = p.add_argument_group("semantic IDs")
+    ids.add_argument("--tokenizer-base", default=str(TOKENIZERS / "demo.yaml"), help="tokenizer config giving seed and trainer settings (its data section is ignored)")
+    ids.add_argument("--tiger-tokenizer", default=str(TOKENIZERS / "rqvae.yaml"))
+    ids.add_argument("--llada-tokenizer", default=None, help="model override for LLaDA-Rec's tokenizer (default: the base's Multi-Head VQ-VAE)")
+    ids.add_argument("--tokenizer-epochs", type=int, default=None, help="override the tokenizer's max_epochs")
+    ids.add_argument("--tiger-semantic-ids", default=None, help="ready artifact directory for TIGER")
+    ids.add_argument("--llada-semantic-ids", default=None, help="ready artifact directory for LLaDA-Rec")
+    p.add_argument("--out", default="runs/compare")
+    return p.parse_args(argv)
+
+
+# -- models ---------------------------------------------------------------------------------
+def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
+    """The model ``name`` at the benchmark's size; other settings are each model's defaults."""
+    size = dict(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, dropout=args.dropout)
+    beams = dict(beam_size=args.beam_size, val_beam_size=args.val_beam_size)
+    if name == "popularity":
+        from llada_rec.models.baselines import MostPopular
+
+        return MostPopular()
+    if name == "transitions":
+        from llada_rec.models.baselines import ItemTransitions
+
+        return ItemTransitions()
+    if name == "sasrec":
+        from llada_rec.models.baselines import SASRec
+
+        return SASRec(**size)
+    if name == "tiger":
+        from llada_rec.models.baselines import TIGER
+
+        return TIGER(**size, **beams)
+    if name == "llada-rec":
+        from llada_rec.models.llada_rec import LLaDARec
+
+        return LLaDARec(**size, **beams)
+    raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+
+
+def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) -> RecDataModule:
+    return RecDataModule(
+        format=args.format,
+        path=args.path,
+        category=args.category,
+        kcore=args.kcore,
+        max_history=args.max_history,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        cache_dir=args.cache_dir,
+        semantic_ids=semantic_ids,
+        seed=args.seed,
+    )
+
+
+def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Optional[str], float]:
+    """(artifact directory, seconds spent) for a semantic-ID model; (None, 0) for the others."""
+    if name not in ("tiger", "llada-rec"):
+        return None, 0.0
+    ready = args.tiger_semantic_ids if name == "tiger" else args.llada_semantic_ids
+    if ready:
+        return ready, 0.0
+    from llada_rec.tokenizers.stage import build_semantic_ids
+
+    configs = [args.tokenizer_base]
+    override = args.tiger_tokenizer if name == "tiger" else args.llada_tokenizer
+    if override:
+        configs.append(override)
+    if args.tokenizer_epochs is not None:
+        budget = out / "tokenizer_budget.yaml"
+        atomic_write_text(budget, f"trainer:\n  max_epochs: {args.tokenizer_epochs}\n")
+        configs.append(str(budget))
+    start = time.perf_counter()
+    base = data_module(args)
+    path = build_semantic_ids(configs, base.embeddings, base.item_ids, base.train_items, Path(args.cache_dir) / "semantic_ids")
+    return str(path), time.perf_counter() - start
+
+
+def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Fit, then test the best validation checkpoint; figures of one table row."""
+    semantic_ids, tokenizer_s = semantic_ids_for(name, args, out)
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    datamodule = data_module(args, semantic_ids)
+    model = make_model(name, args)
+    checkpoint = ModelCheckpoint(dirpath=out / name / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1)
+    trainer = L.Trainer(
+        max_epochs=args.max_epochs,
+        max_time={"minutes": args.max_minutes} if args.max_minutes else None,
+        limit_val_batches=args.limit_eval_batches,
+        limit_test_batches=args.limit_eval_batches,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
+        callbacks=[checkpoint],
+        logger=CSVLogger(out, name=name),
+        accelerator="cpu",
+        devices=1,
+        deterministic=True,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    train_s = time.perf_counter() - start
+    best = checkpoint.best_model_path or None  # None: stopped before any validation
+    start = time.perf_counter()
+    metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    test_s = time.perf_counter() - start
+    return {
+        "model": NAMES[name],
+        "metrics": metrics,
+        "train_s": train_s,
+        "test_s": test_s,
+        "tokenizer_s": tokenizer_s,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "statistics": sum(b.numel() for b in model.buffers()),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "best_checkpoint": best,
+        "semantic_ids": semantic_ids,
+        "run_dir": trainer.log_dir,
+    }
+
+
+# -- output ---------------------------------------------------------------------------------
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    metric_names = [c.replace("recall", "R").replace("ndcg", "N") for c in TABLE_COLUMNS]
+    header = ["model", *metric_names, "train s", "test s", "params"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for row in rows:
+        cells = [f"{row['metrics'][f'test/{c}']:.4f}" for c in TABLE_COLUMNS]
+        params = f"{row['parameters']:,}" if row["parameters"] else f"0 ({row['statistics']:,} counts)"
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['train_s']:.1f} | {row['test_s']:.1f} | {params} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.models:
+        print(f"== {NAMES[name]}", flush=True)
+        rows.append(run_model(name, args, out))
+        print(markdown_table(rows[-1:]), flush=True)
+    table = markdown_table(rows)
+    atomic_write_text(out / "results.json", json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    atomic_write_text(out / "results.md", table + "\n")
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from llada_rec.cli import main
+
+main()

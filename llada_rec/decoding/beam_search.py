@@ -1,0 +1,288 @@
+"""Adaptive-order beam search for discrete diffusion over semantic IDs (SPEC §5).
+
+All M target positions start masked, with one beam per user (score 0). Each of the T steps
+runs one forward pass over all live beams, picks M/T still-masked positions per beam, then
+fills them one at a time: every beam is extended with its best codes at its next chosen
+position and the B best (user, tuple) hypotheses are kept. Positions not yet filled stay
+masked for the next step's forward pass.
+
+Choices (SPEC **[ours]**):
+
+* Confidence of a position (adaptive order) = the largest log-probability over the codes
+  that are allowed there (all of the head's codes when unconstrained), using the model's
+  distribution as is, not renormalised over the allowed codes: the same numbers the scores
+  add up, so a position whose valid codes the model finds unlikely is not "confident".
+  Allowed sets are those of the partial tuple at the start of the step; ties go to the
+  lower position. The fill order within a step is by decreasing confidence.
+* Within a step the log-probabilities come from that step's forward pass; every kept beam
+  carries its parent's rows (selected positions and log-probabilities) by parent index, so
+  T < M is correct after beams are reshuffled.
+* With constraints, the codes allowed at a position are re-derived from the partial tuple
+  *so far* (including positions filled earlier in the same step), so every finished tuple is
+  an item.
+* Duplicate hypotheses (one user, the same filled positions and codes) are merged, keeping
+  the one with the highest score (ties: the earlier candidate, i.e. the better parent). Note:
+  with a single root beam per user and children that inherit their parent's fill order, two
+  live beams can never hold the same partial tuple (two beams differ at the position their
+  last common ancestor filled next), so the cheap check finds none and the full merge is a
+  safety net; it is exercised directly by the tests.
+* Scores are float32 sums of float32 log-probabilities; equal scores are broken by
+  ``torch.topk``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from llada_rec.decoding.index import MASKED, ItemCodeIndex
+
+ORDERS = ("adaptive", "left_to_right", "right_to_left")
+
+LogProbFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class BeamSearchResult:
+    codes: Tensor  # [U, k, M] long, MASKED-filled rows where fewer than k results
+    log_probs: Tensor  # [U, k] float32, -inf where padded; sorted descending
+    items: Tensor  # [U, k] long, 1-based item index, 0 = not an item / padding
+
+
+@torch.no_grad()
+def diffusion_beam_search(
+    log_prob_fn: LogProbFn,
+    num_users: int,
+    index: ItemCodeIndex,
+    *,
+    beam_size: int,
+    num_steps: int,
+    top_k: int,
+    order: str = "adaptive",
+    constrained: bool = True,
+) -> BeamSearchResult:
+    """Decode the top_k semantic-ID tuples per user by T-step masked-diffusion beam search.
+
+    log_prob_fn(rows [R] long user index in the batch, target [R, M] long with MASKED) ->
+    [R, M, K] float log-probabilities, normalised per position over that head's K codes.
+    ``beam_size`` 1 is greedy decoding. ``constrained`` restricts every fill to codes that
+    keep the partial tuple consistent with some item; without it (the public code's
+    behaviour, for ablation) any of the head's K codes may be spelled and tuples that are no
+    item come back as item 0.
+    """
+    _check_arguments(num_users, index, beam_size, num_steps, top_k, order)
+    num_heads = index.num_heads
+    per_step = num_heads // num_steps
+    device = index.device
+    codes = torch.full((num_users, 1, num_heads), MASKED, dtype=torch.long, device=device)
+    scores = torch.zeros(num_users, 1, dtype=torch.float32, device=device)
+    if num_users == 0:
+        return _finish(codes, scores, index, top_k)
+    for _ in range(num_steps):
+        step_log_probs, selected = _forward_and_select(
+            log_prob_fn, codes, scores, index, per_step, order, constrained
+        )  # [U, b, n, K], [U, b, n]
+        for j in range(per_step):
+            codes, scores, step_log_probs, selected = _expand(
+                codes, scores, step_log_probs, selected, j, index, beam_size, constrained
+            )
+    return _finish(codes, scores, index, top_k)
+
+
+def _forward_and_select(
+    log_prob_fn: LogProbFn,
+    codes: Tensor,
+    scores: Tensor,
+    index: ItemCodeIndex,
+    per_step: int,
+    order: str,
+    constrained: bool,
+) -> tuple[Tensor, Tensor]:
+    """One forward pass over the live beams; choose each beam's positions for this step.
+
+    codes [U, b, M], scores [U, b] -> log-probs at the chosen positions [U, b, n, K]
+    (-inf for disallowed codes and dead beams) and the chosen positions [U, b, n], in fill order.
+    """
+    num_users, beams, num_heads = codes.shape
+    users, slots = torch.isfinite(scores).nonzero(as_tuple=True)  # live beams, [R]
+    partial = codes[users, slots]  # [R, M]
+    log_probs = log_prob_fn(users, partial)
+    if log_probs.dim() != 3 or log_probs.shape[:2] != partial.shape:
+        raise ValueError(
+            f"diffusion_beam_search: log_prob_fn returned shape {tuple(log_probs.shape)} for "
+            f"{partial.shape[0]} rows; expected [{partial.shape[0]}, {num_heads}, K]"
+        )
+    log_probs = log_probs.to(device=codes.device, dtype=torch.float32)  # [R, M, K]
+    codebook_size = log_probs.shape[-1]
+    if constrained and codebook_size < index.codebook_size:
+        raise ValueError(
+            f"diffusion_beam_search: log_prob_fn gives {codebook_size} codes per head but "
+            f"the item index uses codes up to {index.codebook_size - 1}"
+        )
+    if order == "adaptive":
+        priority = _confidence(log_probs, partial, index if constrained else None)
+    else:
+        heads = torch.arange(num_heads, dtype=torch.float32, device=codes.device)
+        priority = (-heads if order == "left_to_right" else heads).expand(partial.shape[0], -1)
+    priority = priority.masked_fill(partial != MASKED, float("-inf"))
+    positions = priority.sort(dim=1, descending=True, stable=True).indices[:, :per_step]  # [R, n]
+    chosen = log_probs.gather(1, positions[:, :, None].expand(-1, -1, codebook_size))
+    if users.numel() == num_users * beams:  # every beam alive: no scatter needed
+        return chosen.view(num_users, beams, per_step, codebook_size), positions.view(num_users, beams, per_step)
+    step_log_probs = torch.full(
+        (num_users, beams, per_step, codebook_size), float("-inf"), device=codes.device
+    )
+    step_log_probs[users, slots] = chosen
+    selected = torch.zeros(num_users, beams, per_step, dtype=torch.long, device=codes.device)
+    selected[users, slots] = positions
+    return step_log_probs, selected
+
+
+def _confidence(log_probs: Tensor, partial: Tensor, index: ItemCodeIndex | None) -> Tensor:
+    """Max log-prob over the (allowed) codes of every position: [R, M, K], [R, M] -> [R, M].
+
+    Clamped to a finite value so that a masked position always outranks a filled one.
+    """
+    if index is None:
+        confidence = log_probs.amax(dim=-1)
+    else:
+        rows, num_heads, codebook_size = log_probs.shape
+        heads = torch.arange(num_heads, device=partial.device).expand(rows, -1)
+        row, code = index._allowed_pairs(partial, heads)  # row = r * M + position
+        values = log_probs.reshape(-1, codebook_size)[row, code]
+        confidence = torch.full((rows * num_heads,), float("-inf"), device=partial.device)
+        confidence = confidence.scatter_reduce(0, row, values, "amax").view(rows, num_heads)
+    return confidence.clamp(min=torch.finfo(torch.float32).min)
+
+
+def _expand(
+    codes: Tensor,
+    scores: Tensor,
+    step_log_probs: Tensor,
+    selected: Tensor,
+    j: int,
+    index: ItemCodeIndex,
+    beam_size: int,
+    constrained: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Fill every beam's j-th chosen position; keep the B best distinct hypotheses per user.
+
+    codes [U, b, M], scores [U, b], step_log_probs [U, b, n, K], selected [U, b, n] -> the
+    same four for the new beams [U, b', ...], b' = min(B, b * min(B, K)), sorted by score.
+    """
+    num_users, beams, num_heads = codes.shape
+    codebook_size = step_log_probs.shape[-1]
+    positions = selected[:, :, j]  # [U, b]
+    log_probs = step_log_probs[:, :, j]  # [U, b, K]
+    if constrained:  # codes that keep the tuple so far (this step's fills included) an item
+        row, code = index._allowed_pairs(codes.reshape(-1, num_heads), positions.reshape(-1))
+        allowed = torch.zeros(num_users * beams, codebook_size, dtype=torch.bool, device=codes.device)
+        allowed[row, code] = True
+        log_probs = log_probs.masked_fill(~allowed.view(num_users, beams, codebook_size), float("-inf"))
+    per_beam = min(beam_size, codebook_size)
+    # Only a beam's best B codes can reach the user's best B (see module docstring).
+    cand_scores, cand_codes = (scores[:, :, None] + log_probs).topk(per_beam, dim=-1)
+    cand_scores = cand_scores.reshape(num_users, beams * per_beam)  # [U, C]
+    cand_codes = cand_codes.reshape(num_users, beams * per_beam)
+    keep = min(beam_size, beams * per_beam)
+
+    new_scores, pick = cand_scores.topk(keep, dim=1)  # [U, b']
+    new_codes = _children(codes, positions, pick, cand_codes, per_beam)
+    if _has_duplicates(new_codes, new_scores):
+        parents = torch.arange(beams * per_beam, device=codes.device).expand(num_users, -1)
+        all_children = _children(codes, positions, parents, cand_codes, per_beam)  # [U, C, M]
+        cand_scores = merge_duplicate_beams(all_children, cand_scores)
+        new_scores, pick = cand_scores.topk(keep, dim=1)
+        new_codes = _children(codes, positions, pick, cand_codes, per_beam)
+
+    parent = pick // per_beam  # [U, b'] slot of each kept beam's parent
+    n = step_log_probs.shape[2]
+    step_log_probs = step_log_probs.gather(
+        1, parent[:, :, None, None].expand(-1, -1, n, codebook_size)
+    )
+    selected = selected.gather(1, parent[:, :, None].expand(-1, -1, n))
+    return new_codes, new_scores, step_log_probs, selected
+
+
+def _children(
+    codes: Tensor, positions: Tensor, pick: Tensor, cand_codes: Tensor, per_beam: int
+) -> Tensor:
+    """Tuples of the picked candidates: parent's tuple with the candidate's code at its position.
+
+    codes [U, b, M], positions [U, b], pick [U, c] (flat candidate index), cand_codes [U, C] -> [U, c, M].
+    """
+    num_heads = codes.shape[2]
+    parent = pick // per_beam
+    children = codes.gather(1, parent[:, :, None].expand(-1, -1, num_heads)).clone()
+    position = positions.gather(1, parent)  # [U, c]
+    children.scatter_(2, position[:, :, None], cand_codes.gather(1, pick)[:, :, None])
+    return children
+
+
+def _has_duplicates(codes: Tensor, scores: Tensor) -> bool:
+    """Whether two live beams of one user hold the same tuple: [U, b, M], [U, b] -> bool."""
+    if codes.shape[1] < 2:
+        return False
+    same = (codes[:, :, None, :] == codes[:, None, :, :]).all(dim=-1)  # [U, b, b]
+    live = torch.isfinite(scores)
+    pairs = same & live[:, :, None] & live[:, None, :]
+    return bool(torch.triu(pairs, diagonal=1).any())
+
+
+def merge_duplicate_beams(codes: Tensor, scores: Tensor) -> Tensor:
+    """Keep one hypothesis per distinct (user, partial tuple): the highest score, ties to the first.
+
+    codes [U, C, M] (MASKED = unfilled), scores [U, C] -> scores [U, C] with the others -inf.
+    Exact (lexicographic stable sorts, no hashing), any K and M.
+    """
+    num_heads = codes.shape[2]
+    order = scores.sort(dim=1, descending=True, stable=True).indices  # best first, ties by index
+    for head in reversed(range(num_heads)):  # stable sorts, last key first -> lexicographic
+        column = codes[:, :, head].gather(1, order)
+        order = order.gather(1, column.sort(dim=1, stable=True).indices)
+    sorted_codes = codes.gather(1, order[:, :, None].expand(-1, -1, num_heads))
+    repeat = torch.zeros_like(scores, dtype=torch.bool)
+    repeat[:, 1:] = (sorted_codes[:, 1:] == sorted_codes[:, :-1]).all(dim=-1)
+    duplicate = torch.zeros_like(repeat).scatter_(1, order, repeat)
+    return scores.masked_fill(duplicate, float("-inf"))
+
+
+def _finish(codes: Tensor, scores: Tensor, index: ItemCodeIndex, top_k: int) -> BeamSearchResult:
+    """Map the finished beams (sorted by score) to items and pad / cut to top_k."""
+    num_users, beams, num_heads = codes.shape
+    live = torch.isfinite(scores)
+    items = index._lookup(codes.reshape(-1, num_heads)).view(num_users, beams)
+    items = items.masked_fill(~live, 0)
+    codes = codes.masked_fill(~live[:, :, None], MASKED)
+    scores = scores.masked_fill(~live, float("-inf"))
+    if beams >= top_k:
+        return BeamSearchResult(codes[:, :top_k], scores[:, :top_k], items[:, :top_k])
+    pad = top_k - beams
+    return BeamSearchResult(
+        torch.cat([codes, codes.new_full((num_users, pad, num_heads), MASKED)], dim=1),
+        torch.cat([scores, scores.new_full((num_users, pad), float("-inf"))], dim=1),
+        torch.cat([items, items.new_zeros(num_users, pad)], dim=1),
+    )
+
+
+def _check_arguments(
+    num_users: int, index: ItemCodeIndex, beam_size: int, num_steps: int, top_k: int, order: str
+) -> None:
+    if not isinstance(index, ItemCodeIndex):
+        raise TypeError(f"diffusion_beam_search: index must be an ItemCodeIndex, got {type(index)}")
+    if num_users < 0:
+        raise ValueError(f"diffusion_beam_search: num_users must be >= 0, got {num_users}")
+    if beam_size < 1:
+        raise ValueError(f"diffusion_beam_search: beam_size must be >= 1, got {beam_size}")
+    if top_k < 1:
+        raise ValueError(f"diffusion_beam_search: top_k must be >= 1, got {top_k}")
+    if num_steps < 1 or index.num_heads % num_steps:
+        raise ValueError(
+            f"diffusion_beam_search: num_steps={num_steps} must be a positive divisor of "
+            f"the number of heads M={index.num_heads}"
+        )
+    if order not in ORDERS:
+        raise ValueError(f"diffusion_beam_search: order={order!r}; expected one of {ORDERS}")

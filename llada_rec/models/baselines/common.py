@@ -1,0 +1,137 @@
+"""Pieces the baselines share: full-ranking top-k and the wiring of count-based models.
+
+Count models (most popular, item transitions) have nothing to learn by gradient: their
+statistics are computed once from the training split when ``fit`` starts and kept as
+buffers, so a checkpoint predicts alone and ``lightning test``/``predict`` work like for any
+neural model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Optional
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from llada_rec.data.dataset import SequenceData
+from llada_rec.models.base import SequentialRecommender
+from llada_rec.models.llada_rec import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Best ``k`` items from full-ranking scores.
+
+    scores: [B, N], column ``i - 1`` belongs to item ``i``; ``-inf`` marks items that must
+    not be returned.  Returns 1-based ``items`` [B, k] and their ``scores`` [B, k]; slots
+    beyond the available items hold item 0 and score ``-inf``.
+    """
+    batch, num_items = scores.shape
+    top_scores, top_columns = scores.topk(min(k, num_items), dim=-1)  # [B, k'] (ties: input dtype)
+    top_scores = top_scores.float()
+    items = torch.where(torch.isfinite(top_scores), top_columns + 1, torch.zeros_like(top_columns))
+    if top_columns.shape[1] < k:
+        pad = k - top_columns.shape[1]
+        items = torch.cat([items, items.new_zeros(batch, pad)], dim=1)
+        top_scores = torch.cat([top_scores, top_scores.new_full((batch, pad), float("-inf"))], dim=1)
+    return items, top_scores
+
+
+def adamw_warmup_cosine(module: nn.Module, trainer: L.Trainer, lr: float, weight_decay: float, warmup_ratio: float) -> dict[str, Any]:
+    """AdamW (decay on Linear weights only) with linear warm-up then cosine decay per step.
+
+    The same optimisation recipe as LLaDA-Rec, so the neural baselines differ from it only
+    in the model.
+    """
+    decay, no_decay = [], []
+    for sub in module.modules():
+        for name, param in sub.named_parameters(recurse=False):
+            if param.requires_grad:
+                (decay if isinstance(sub, nn.Linear) and name == "weight" else no_decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    total_steps = trainer.estimated_stepping_batches
+    if not math.isfinite(total_steps):
+        raise ValueError("the cosine schedule needs a finite number of steps: set max_epochs or max_steps")
+    total_steps = int(total_steps)
+    warmup_steps = max(1, int(warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def training_parts(data: SequenceData) -> list[list[int]]:
+    """Each user's training part ``seq[:-2]`` (validation and test targets removed)."""
+    return [seq[:-2] for seq in data.sequences]
+
+
+def item_counts(sequences: list[list[int]], num_items: int) -> np.ndarray:
+    """[N + 1] float64 occurrences of each item (index 0, the padding item, stays 0)."""
+    flat = np.fromiter((i for seq in sequences for i in seq), dtype=np.int64)
+    return np.bincount(flat, minlength=num_items + 1).astype(np.float64)
+
+
+class CountRecommender(SequentialRecommender):
+    """Base of models whose state is statistics of the training split.
+
+    Subclasses register their buffers in ``build`` and fill them in :meth:`fit_statistics`
+    (at the start of ``fit``, or of ``test``/``predict`` when no checkpoint was loaded).
+    ``fit`` runs one training step that changes nothing, then validates and stops (whatever
+    ``max_epochs`` says), so that checkpointing, validation and ``test`` work as for the
+    neural models.
+    """
+
+    def __init__(self, top_k: int = 10, metric_ks: tuple[int, ...] = (1, 5, 10)) -> None:
+        super().__init__(top_k=top_k, metric_ks=metric_ks)
+        self.automatic_optimization = False
+
+    def build(self, info, item_codes: Optional[Tensor] = None) -> None:
+        # 1 once the statistics are computed (saved with the checkpoint).
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.long))
+
+    def fit_statistics(self, data: SequenceData) -> None:
+        raise NotImplementedError
+
+    def _ensure_fitted(self) -> None:
+        if int(self.fitted) == 0:
+            data = self.trainer.datamodule.data
+            self.fit_statistics(data)
+            self.fitted.fill_(1)
+
+    def on_fit_start(self) -> None:
+        self._ensure_fitted()
+
+    def on_validation_start(self) -> None:
+        self._ensure_fitted()
+
+    def on_test_start(self) -> None:
+        if int(self.fitted) == 0:
+            log.warning("%s: no fitted statistics (no checkpoint); computing them from the training split", type(self).__name__)
+        self._ensure_fitted()
+
+    def on_predict_start(self) -> None:
+        self.on_test_start()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.optimizers().step()  # changes nothing; counts the step (see configure_optimizers)
+        self.trainer.should_stop = True  # nothing to train: stop after this step's validation
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # Nothing is trained, but ModelCheckpoint skips saving while the global step is 0:
+        # a no-op optimizer over an empty tensor makes each training step count.
+        return torch.optim.SGD([torch.zeros(0, requires_grad=True)], lr=0.0)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # Statistics have data-dependent sizes (e.g. sparse counts): take the checkpoint's.
+        state = checkpoint.get("state_dict", {})
+        for name, buffer in list(self.named_buffers(recurse=False)):
+            saved = state.get(name)
+            if saved is not None and saved.shape != buffer.shape:
+                self.register_buffer(name, torch.empty_like(saved, device=buffer.device))

@@ -1,0 +1,165 @@
+"""The LLaDA-Rec mask predictor: a Transformer encoder over [history codes ; target codes].
+
+Layout (SPEC §4): item j of the history occupies tokens j*M .. j*M+M-1, the target item the
+last M tokens; history is left-padded by whole items.  A token's id says both its head
+and its code (id = m*K + k), so heads never share ids.  Each token also gets
+
+- an item-position embedding shared by the item's M tokens, counted back from the target
+  (target = 0, last history item = 1, ...), so left padding does not shift its meaning;
+- a within-item head embedding (m), which tells a [MASK] token which head it stands for.
+
+The output at a token of head m scores only head m's K codes: logits are the dot products
+with head m's slice of the (tied) token embedding, plus a per-(head, code) bias.
+
+Code convention shared with ``llada_rec.decoding``: a code of -1 (``MASKED``) means
+[MASK]; padding is given by a separate boolean mask.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from llada_rec.models.transformer import TransformerEncoder, attention_mask
+
+AttentionKind = Literal["bidirectional", "causal", "inter_item_causal", "intra_item_causal"]
+ATTENTION_KINDS = ("bidirectional", "causal", "inter_item_causal", "intra_item_causal")
+MASKED_CODE = -1  # same value as llada_rec.decoding.MASKED
+
+
+def structure_mask(kind: str, num_items: int, num_heads: int, device: Optional[torch.device] = None) -> Optional[Tensor]:
+    """[S, S] bool (query, key) pattern of an attention variant (paper Figure 3); None = all.
+
+    S = num_items * num_heads tokens, item i owning tokens i*M .. i*M+M-1.
+    - causal: token-level causal (a token sees itself and earlier tokens);
+    - inter_item_causal: an item's tokens see its own tokens and earlier items;
+    - intra_item_causal: causal inside an item, bidirectional across items.
+    """
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
+    if kind == "bidirectional":
+        return None
+    position = torch.arange(num_items * num_heads, device=device)
+    item = position // num_heads
+    query, key = position[:, None], position[None, :]
+    if kind == "causal":
+        return key <= query
+    if kind == "inter_item_causal":
+        return item[None, :] <= item[:, None]
+    return (item[None, :] != item[:, None]) | (key <= query)
+
+
+class MaskPredictor(nn.Module):
+    """Predicts the code at every position of [history ; target] from the visible tokens.
+
+    forward(tokens [B, S], padding_mask [B, S]) -> logits [B, S, K], S a multiple of M,
+    where the logits at a token of head m range over head m's K codes.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        codebook_size: int,
+        max_items: int,
+        d_model: int = 256,
+        num_layers: int = 4,
+        num_attention_heads: int = 8,
+        ffn_ratio: int = 4,
+        dropout: float = 0.1,
+        attention: AttentionKind = "bidirectional",
+    ) -> None:
+        super().__init__()
+        if num_heads < 1 or codebook_size < 1 or max_items < 1:
+            raise ValueError(f"num_heads, codebook_size and max_items must be >= 1, got {num_heads}, {codebook_size}, {max_items}")
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+        self.num_heads = num_heads  # M
+        self.codebook_size = codebook_size  # K
+        self.max_items = max_items  # history items + the target
+        self.attention = attention
+        self.pad_token = num_heads * codebook_size
+        self.mask_token = num_heads * codebook_size + 1
+        self.token_embedding = nn.Embedding(num_heads * codebook_size + 2, d_model)
+        self.item_position_embedding = nn.Embedding(max_items, d_model)
+        self.head_embedding = nn.Embedding(num_heads, d_model)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.encoder = TransformerEncoder(d_model, num_layers, num_attention_heads, ffn_ratio, dropout)
+        self.output_bias = nn.Parameter(torch.zeros(num_heads, codebook_size))
+        self.apply(_init_weights)
+
+    # -- tokens -------------------------------------------------------------------------
+    def code_tokens(self, codes: Tensor) -> Tensor:
+        """Semantic-ID codes [..., M] (values in [0, K), or -1 = masked) -> token ids [..., M]."""
+        if codes.shape[-1] != self.num_heads:
+            raise ValueError(f"codes have {codes.shape[-1]} heads in the last dim, expected M={self.num_heads}")
+        head = torch.arange(self.num_heads, device=codes.device)
+        tokens = head * self.codebook_size + codes
+        return torch.where(codes == MASKED_CODE, torch.full_like(tokens, self.mask_token), tokens)
+
+    def history_tokens(self, history_codes: Tensor, history_padding: Tensor) -> tuple[Tensor, Tensor]:
+        """history_codes [B, L, M] + history_padding [B, L] bool -> tokens, padding [B, L*M]."""
+        batch_size, length, _ = history_codes.shape
+        tokens = self.code_tokens(history_codes).masked_fill(history_padding[..., None], self.pad_token)
+        padding = history_padding[..., None].expand(batch_size, length, self.num_heads)
+        return tokens.reshape(batch_size, -1), padding.reshape(batch_size, -1)
+
+    def sequence(
+        self, history_tokens: Tensor, history_padding: Tensor, target_codes: Optional[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """Append the target's M tokens to history tokens [B, L*M] -> tokens, padding [B, (L+1)*M].
+
+        target_codes [B, M] (-1 = masked); None leaves the target slot as padding (the
+        target is absent but every history item keeps its position).
+        """
+        batch_size = history_tokens.shape[0]
+        if target_codes is None:
+            target = torch.full((batch_size, self.num_heads), self.pad_token, dtype=torch.long, device=history_tokens.device)
+            target_padding = torch.ones(batch_size, self.num_heads, dtype=torch.bool, device=history_tokens.device)
+        else:
+            target = self.code_tokens(target_codes)
+            target_padding = torch.zeros(batch_size, self.num_heads, dtype=torch.bool, device=history_tokens.device)
+        return torch.cat([history_tokens, target], dim=1), torch.cat([history_padding, target_padding], dim=1)
+
+    # -- network ------------------------------------------------------------------------
+    def encode(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
+        """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]."""
+        batch_size, seq_len = tokens.shape
+        if seq_len % self.num_heads != 0:
+            raise ValueError(f"sequence length {seq_len} is not a multiple of M={self.num_heads}")
+        num_items = seq_len // self.num_heads
+        if num_items > self.max_items:
+            raise ValueError(f"sequence has {num_items} items, more than max_items={self.max_items} (max_history + 1)")
+        device = tokens.device
+        item_position = torch.arange(num_items - 1, -1, -1, device=device).repeat_interleave(self.num_heads)  # [S]
+        head = torch.arange(self.num_heads, device=device).repeat(num_items)  # [S]
+        x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        structure = structure_mask(self.attention, num_items, self.num_heads, device)
+        return self.encoder(self.embedding_dropout(x), attention_mask(padding_mask, structure))
+
+    def head_logits(self, hidden: Tensor) -> Tensor:
+        """hidden [B, S', D] whose first token is head 0 (S' multiple of M) -> logits [B, S', K]."""
+        batch_size, seq_len, d_model = hidden.shape
+        code_embedding = self.token_embedding.weight[: self.pad_token].view(self.num_heads, self.codebook_size, d_model)
+        per_item = hidden.reshape(batch_size, seq_len // self.num_heads, self.num_heads, d_model)  # [B, I, M, D]
+        logits = torch.einsum("bimd,mkd->bimk", per_item, code_embedding) + self.output_bias  # [B, I, M, K]
+        return logits.reshape(batch_size, seq_len, self.codebook_size)
+
+    def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
+        return self.head_logits(self.encode(tokens, padding_mask))
+
+    def target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
+        """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and target_codes [B, M]."""
+        tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
+        hidden = self.encode(tokens, padding)
+        return self.head_logits(hidden[:, -self.num_heads :])
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-style init: small normal weights keep the tied output logits near zero at start."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,101 @@
+"""Pre-norm Transformer blocks shared by the sequence models (LLaDA-Rec, SASRec, TIGER).
+
+Attention runs through ``F.scaled_dot_product_attention`` with one boolean mask
+(True = may attend) that carries both the structure (bidirectional, causal, ...) and the
+padding, so every model expresses its attention pattern the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def attention_mask(padding_mask: Tensor, structure: Optional[Tensor] = None) -> Tensor:
+    """Boolean attention mask [B, 1, S, S] (True = query may attend to key).
+
+    padding_mask: [B, S] bool, True at padding tokens; they are never attended to.
+    structure: [S, S] bool (query, key) pattern, e.g. causal; None = everything visible.
+    A padding query would see nothing, which makes softmax NaN; it attends to itself
+    instead (its output is meaningless and ignored by the callers).
+    """
+    batch_size, seq_len = padding_mask.shape
+    allowed = ~padding_mask[:, None, None, :]  # [B, 1, 1, S]
+    if structure is not None:
+        if structure.shape != (seq_len, seq_len):
+            raise ValueError(f"structure mask has shape {tuple(structure.shape)}, expected ({seq_len}, {seq_len})")
+        allowed = allowed & structure.to(device=padding_mask.device, dtype=torch.bool)
+    allowed = allowed.expand(batch_size, 1, seq_len, seq_len)
+    eye = torch.eye(seq_len, dtype=torch.bool, device=padding_mask.device)
+    return allowed | (eye & padding_mask[:, None, :, None])
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; the mask decides who sees whom."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        batch_size, seq_len, d_model = x.shape
+        q, k, v = self.qkv(x).split(d_model, dim=-1)  # each [B, S, D]
+        # [B, S, D] -> [B, H, S, D/H]
+        q, k, v = (t.view(batch_size, seq_len, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(batch_size, seq_len, d_model)
+        return self.resid_dropout(self.proj(y))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, ffn_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, ffn_ratio * d_model)
+        self.proj = nn.Linear(ffn_ratio * d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm block: x + attn(ln(x)), then x + ffn(ln(x))."""
+
+    def __init__(self, d_model: int, num_heads: int, ffn_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, num_heads, dropout)
+        self.ln_ffn = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, ffn_ratio, dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_attn(x), mask)
+        return x + self.ffn(self.ln_ffn(x))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of pre-norm layers with a final LayerNorm.
+
+    forward(x [B, S, D], mask [B or 1, 1, S, S] bool) -> [B, S, D]; build the mask with
+    :func:`attention_mask`.
+    """
+
+    def __init__(self, d_model: int, num_layers: int, num_heads: int, ffn_ratio: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerLayer(d_model, num_heads, ffn_ratio, dropout) for _ in range(num_layers))
+        self.ln_final = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.ln_final(x)

@@ -1,0 +1,280 @@
+"""Baselines: exact rankings of the count models, SASRec's causality and padding, TIGER's
+constrained decoding against brute force, and the Trainer flow (fit, test, predict, reload)."""
+
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import Tensor
+
+from llada_rec.data.dataset import SequenceData
+from llada_rec.models.base import DataInfo
+from llada_rec.models.baselines import SASRec, TIGER, ItemTransitions, MostPopular
+from llada_rec.models.baselines.common import top_k_items
+
+
+def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
+    return SequenceData(
+        user_ids=[f"u{i}" for i in range(len(sequences))],
+        item_ids=[f"i{i}" for i in range(1, num_items + 1)],
+        sequences=sequences,
+        item_meta=[{} for _ in range(num_items)],
+    )
+
+
+def fitted(model, data: SequenceData):
+    info = DataInfo(num_items=data.num_items, max_history=20)
+    model.data_info = info
+    model.build(info)
+    model.fit_statistics(data)
+    return model
+
+
+# -- top-k helper -----------------------------------------------------------------------
+def test_top_k_items_is_one_based_and_pads_missing_slots():
+    scores = torch.tensor([[0.1, 0.9, float("-inf")], [0.5, 0.2, 0.3]])
+    items, top = top_k_items(scores, 4)
+    assert items.tolist() == [[2, 1, 0, 0], [1, 3, 2, 0]]
+    assert top[0, :2].tolist() == pytest.approx([0.9, 0.1])
+    assert torch.isinf(top[0, 2:]).all() and torch.isinf(top[1, 3])
+
+
+# -- most popular -----------------------------------------------------------------------
+POPULARITY_SEQUENCES = [
+    [1, 2, 3, 4, 5],  # training part 1 2 3
+    [2, 3, 2, 5, 4],  # training part 2 3 2
+    [3, 2, 1, 4, 5],  # training part 3 2 1 ; items 4 and 5 occur only as val/test targets
+]
+
+
+def test_most_popular_counts_training_parts_only():
+    model = fitted(MostPopular(), sequence_data(POPULARITY_SEQUENCES, 5))
+    # counts: item 2 -> 4, item 3 -> 3, item 1 -> 2, items 4, 5 -> 0 (ties by index)
+    items, scores = model.recommend(torch.tensor([[0, 1], [3, 2]]), 7, "test")
+    assert items.tolist() == [[2, 3, 1, 4, 5, 0, 0]] * 2
+    assert scores[0, :5].tolist() == [4.0, 3.0, 2.0, 0.0, 0.0]
+    assert torch.isinf(scores[:, 5:]).all()
+
+
+# -- item transitions -------------------------------------------------------------------
+TRANSITION_SEQUENCES = [
+    [1, 2, 3, 1, 2, 6, 6],  # training part 1 2 3 1 2: 1->2 (twice), 2->3, 3->1
+    [1, 4, 2, 5, 5],  # training part 1 4 2: 1->4, 4->2
+    [2, 3, 4, 6, 6],  # training part 2 3 4: 2->3, 3->4
+]
+# P(.|1) = {2: 2/3, 4: 1/3}, P(.|2) = {3: 1}, P(.|3) = {1: 1/2, 4: 1/2}, P(.|4) = {2: 1}
+# popularity in the training parts: 2 -> 4, 1 -> 3, 3 -> 3, 4 -> 2, 5 and 6 -> 0
+
+
+def test_transitions_last_item_with_popularity_tie_break():
+    model = fitted(ItemTransitions(window=1, num_recent=1), sequence_data(TRANSITION_SEQUENCES, 6))
+    items, scores = model.recommend(torch.tensor([[0, 0, 1], [2, 1, 3]]), 4, "test")
+    assert items[0, :2].tolist() == [2, 4]  # 2/3, 1/3
+    assert set(items[0, 2:].tolist()) == {1, 3}  # then the most popular of the rest (equal counts)
+    assert scores[0, :2].tolist() == pytest.approx([2 / 3, 1 / 3], abs=1e-5)
+    # last item 3: 1 and 4 tie at 1/2, popularity puts 1 (3) before 4 (2); then 2 (4), 3 (3)
+    assert items[1].tolist() == [1, 4, 2, 3]
+
+
+def test_transitions_recent_items_vote_with_recency_weights():
+    model = fitted(ItemTransitions(window=1, num_recent=2, recency_decay=0.5), sequence_data(TRANSITION_SEQUENCES, 6))
+    # history ... 1, 3: P(.|3) + 0.5 P(.|1) -> 4: 2/3, 1: 1/2, 2: 1/3; the earlier item 5 is out of reach
+    items, scores = model.recommend(torch.tensor([[5, 1, 3]]), 4, "test")
+    assert items.tolist() == [[4, 1, 2, 3]]
+    assert scores[0, :3].tolist() == pytest.approx([2 / 3, 1 / 2, 1 / 3], abs=1e-5)
+
+
+def test_transitions_window_counts_later_items_with_decay():
+    model = fitted(ItemTransitions(window=2, decay=0.5, num_recent=1), sequence_data(TRANSITION_SEQUENCES, 6))
+    # from item 1: 1->2 twice at gap 1, once at gap 2 (user 1: 1 4 2) = 2.5; 1->4 = 1; 1->3 at gap 2 = 0.5
+    items, scores = model.recommend(torch.tensor([[1]]), 4, "test")
+    assert items.tolist() == [[2, 4, 3, 1]]
+    assert scores[0, :3].tolist() == pytest.approx([0.625, 0.25, 0.125], abs=1e-5)
+
+
+def test_transitions_exclude_history():
+    model = fitted(ItemTransitions(num_recent=1, exclude_history=True), sequence_data(TRANSITION_SEQUENCES, 6))
+    items, _ = model.recommend(torch.tensor([[2, 3]]), 6, "test")
+    assert items[0, :2].tolist() == [1, 4]
+    assert set(items[0, 2:4].tolist()) == {5, 6}  # 2 and 3 (history) never come back
+    assert items[0, 4:].tolist() == [0, 0]
+
+
+# -- SASRec -----------------------------------------------------------------------------
+def tiny_sasrec(num_items: int = 12, max_history: int = 6, dropout: float = 0.0) -> SASRec:
+    torch.manual_seed(0)
+    model = SASRec(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout)
+    model.data_info = DataInfo(num_items=num_items, max_history=max_history)
+    model.build(model.data_info)
+    return model.eval()
+
+
+def test_sasrec_is_causal():
+    model = tiny_sasrec()
+    history = torch.tensor([[3, 7, 1, 9, 4, 2]])
+    changed = history.clone()
+    changed[0, 3] = 11  # a later item changes ...
+    with torch.no_grad():
+        before, after = model.network(history), model.network(changed)
+    torch.testing.assert_close(before[:, :3], after[:, :3])  # ... earlier outputs do not
+    assert not torch.allclose(before[:, 3:], after[:, 3:])
+
+
+def test_sasrec_full_ranking_shape_and_padding():
+    model = tiny_sasrec(num_items=12)
+    short = torch.tensor([[5, 8], [0, 3]])
+    padded = torch.tensor([[0, 0, 0, 5, 8], [0, 0, 0, 0, 3]])
+    with torch.no_grad():
+        scores = model.full_scores(short)
+        assert scores.shape == (2, 12) and scores.dtype == torch.float32
+        torch.testing.assert_close(scores, model.full_scores(padded), rtol=1e-5, atol=1e-5)
+        items, top = model.recommend(padded, 5, "test")
+    assert items.shape == (2, 5) and bool((items >= 1).all() and (items <= 12).all())
+    expected = scores.topk(5, dim=1)
+    assert items.tolist() == (expected.indices + 1).tolist()
+    torch.testing.assert_close(top, expected.values, rtol=1e-5, atol=1e-5)
+
+
+def test_sasrec_loss_decreases_and_learns_a_cycle():
+    model = tiny_sasrec(num_items=8, max_history=4)
+    model.train()
+    # next item = previous item + 1 (cyclic over 1..8); histories of 1 to 4 items
+    histories, targets = [], []
+    for start in range(1, 9):
+        for length in range(1, 5):
+            seq = [(start + i - 1) % 8 + 1 for i in range(length + 1)]
+            histories.append([0] * (4 - length) + seq[:-1])
+            targets.append(seq[-1])
+    batch = {"history": torch.tensor(histories), "target": torch.tensor(targets)}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = float(model.loss(batch).detach())
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = model.loss(batch)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    assert float(model.loss(batch)) < 0.2 * first
+    items, _ = model.recommend(batch["history"], 1, "test")
+    assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+
+
+# -- TIGER ------------------------------------------------------------------------------
+def tiny_tiger(beam_size: int, num_items: int = 7, num_heads: int = 3, codebook_size: int = 3) -> TIGER:
+    generator = torch.Generator().manual_seed(1)
+    all_tuples = torch.cartesian_prod(*[torch.arange(codebook_size)] * num_heads)  # [K^M, M]
+    codes = all_tuples[torch.randperm(len(all_tuples), generator=generator)[:num_items]]
+    torch.manual_seed(0)
+    model = TIGER(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0, beam_size=beam_size, val_beam_size=beam_size, top_k=min(beam_size, 10), metric_ks=(1,))
+    model.data_info = DataInfo(num_items=num_items, max_history=4, num_heads=num_heads, codebook_size=codebook_size)
+    model.build(model.data_info, codes)
+    with torch.no_grad():  # larger weights than the init: distinct, non-uniform distributions
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.5)
+    return model.eval()
+
+
+def brute_force_log_probs(model: TIGER, history: Tensor) -> Tensor:
+    """[B, N] total log-prob of every item's code tuple, teacher-forced."""
+    codes = model.item_code_table[1:]  # [N, M]
+    tokens, padding = model.history_tokens(history)
+    b, n = history.shape[0], codes.shape[0]
+    with torch.no_grad():
+        logits = model.network.target_logits(
+            tokens.repeat_interleave(n, 0), padding.repeat_interleave(n, 0), codes.repeat(b, 1)
+        )  # [B * N, M, K]
+    log_probs = torch.log_softmax(logits.float(), -1).gather(-1, codes.repeat(b, 1)[..., None]).squeeze(-1)
+    return log_probs.sum(-1).view(b, n)
+
+
+def test_tiger_next_code_depends_only_on_earlier_codes():
+    model = tiny_tiger(beam_size=7)
+    tokens, padding = model.history_tokens(torch.tensor([[1, 2, 3]]))
+    target = torch.tensor([[0, 1, 2]])
+    with torch.no_grad():
+        base = model.network.target_logits(tokens, padding, target)
+        for m in range(3):
+            changed = target.clone()
+            changed[0, m] = (changed[0, m] + 1) % 3
+            other = model.network.target_logits(tokens, padding, changed)
+            torch.testing.assert_close(base[:, : m + 1], other[:, : m + 1])  # code m feeds positions > m only
+            if m < 2:
+                assert not torch.allclose(base[:, m + 1 :], other[:, m + 1 :])
+
+
+def test_tiger_trie_decoding_equals_brute_force_top_k():
+    model = tiny_tiger(beam_size=7)  # beam >= items: nothing pruned, so exact
+    history = torch.tensor([[1, 2, 3], [0, 4, 5], [0, 0, 7]])
+    items, scores = model.recommend(history, 7, "test")
+    expected = brute_force_log_probs(model, history).sort(dim=1, descending=True)
+    assert items.tolist() == (expected.indices + 1).tolist()
+    torch.testing.assert_close(scores, expected.values, rtol=1e-5, atol=1e-5)
+
+
+def test_tiger_small_beam_returns_distinct_valid_items_with_their_scores():
+    model = tiny_tiger(beam_size=3)
+    history = torch.tensor([[1, 2, 3], [0, 4, 5]])
+    items, scores = model.recommend(history, 3, "test")
+    brute = brute_force_log_probs(model, history)
+    for row in range(2):
+        assert len(set(items[row].tolist())) == 3 and bool((items[row] >= 1).all())
+        torch.testing.assert_close(scores[row], brute[row, items[row] - 1], rtol=1e-5, atol=1e-5)
+    assert bool((scores[:, :-1] >= scores[:, 1:]).all())
+
+
+# -- Trainer flow -----------------------------------------------------------------------
+def write_lcrec(path: Path) -> None:
+    """Item ids 0..5 (indices 1..6); training-part counts: id 1 -> 4, id 2 -> 3, id 0 -> 2."""
+    sequences = {"0": [0, 1, 2, 3, 4], "1": [1, 2, 1, 0, 1], "2": [2, 1, 0, 5, 2]}
+    items = {str(i): {"title": f"item {i}"} for i in range(6)}
+    (path / "Tiny.inter.json").write_text(json.dumps(sequences))
+    (path / "Tiny.item.json").write_text(json.dumps(items))
+
+
+def tiny_trainer(root: Path) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=1, default_root_dir=root, logger=False, accelerator="cpu", devices=1,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+
+
+def test_most_popular_fit_test_predict_with_trainer(tmp_path):
+    from llada_rec.data.datamodule import RecDataModule
+
+    write_lcrec(tmp_path)
+    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2, eval_batch_size=2)
+    trainer = tiny_trainer(tmp_path / "run")
+    trainer.fit(MostPopular(), datamodule=datamodule)
+    trainer.test(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # ranking by id: 1, 2, 0, 3, 4, 5; test targets: user 0 -> 4 (rank 5), 1 -> 1 (rank 1), 2 -> 2 (rank 2)
+    assert metrics["test/recall@1"] == pytest.approx(1 / 3)
+    assert metrics["test/recall@5"] == pytest.approx(1.0)
+    assert metrics["test/ndcg@5"] == pytest.approx((1 / math.log2(6) + 1 + 1 / math.log2(3)) / 3, rel=1e-6)
+    assert metrics["test/valid_unique"] == pytest.approx(0.6)  # 6 items in a top 10
+
+    trainer.predict(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["user"] for r in rows] == ["0", "1", "2"]
+    assert rows[1]["items"] == ["1", "2", "0", "3", "4", "5"] and rows[1]["target"] == "1"
+
+
+@pytest.mark.parametrize("model_class", [MostPopular, ItemTransitions])
+def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
+    from llada_rec.data.datamodule import RecDataModule
+
+    write_lcrec(tmp_path)
+    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2)
+    trainer = tiny_trainer(tmp_path / "run")
+    model = model_class()
+    trainer.fit(model, datamodule=datamodule)
+    restored = model_class.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
+    history = torch.tensor([[0, 2], [1, 3], [3, 2]])
+    expected_items, expected_scores = model.recommend(history, 5, "test")
+    items, scores = restored.recommend(history, 5, "test")
+    assert items.tolist() == expected_items.tolist()
+    torch.testing.assert_close(scores, expected_scores)
+    assert int(restored.fitted) == 1

@@ -1,0 +1,176 @@
+"""MaskPredictor: shapes, attention variants, padding invariance, per-head outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llada_rec.models.mask_predictor import MaskPredictor, structure_mask
+from llada_rec.models.transformer import TransformerEncoder, attention_mask
+
+M, K = 3, 5  # heads, codebook size
+
+
+def tiny_predictor(attention: str = "bidirectional", max_items: int = 6, num_layers: int = 2) -> MaskPredictor:
+    torch.manual_seed(0)
+    model = MaskPredictor(M, K, max_items, d_model=16, num_layers=num_layers, num_attention_heads=2, ffn_ratio=2, dropout=0.1, attention=attention)
+    return model.eval()
+
+
+def random_sequence(batch_size: int = 2, length: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """History codes [B, L, M], padding [B, L] (no padding), target codes [B, M]."""
+    g = torch.Generator().manual_seed(seed)
+    history_codes = torch.randint(K, (batch_size, length, M), generator=g)
+    target_codes = torch.randint(K, (batch_size, M), generator=g)
+    return history_codes, torch.zeros(batch_size, length, dtype=torch.bool), target_codes
+
+
+def full_sequence(model: MaskPredictor, history_codes, history_padding, target_codes):
+    tokens, padding = model.history_tokens(history_codes, history_padding)
+    return model.sequence(tokens, padding, target_codes)
+
+
+def test_output_shape_and_token_ids():
+    model = tiny_predictor()
+    history_codes, history_padding, target_codes = random_sequence(batch_size=2, length=3)
+    target_codes[:, 1] = -1
+    history_padding[0, 0] = True
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    assert tokens.shape == padding.shape == (2, 4 * M)
+    # token id = m*K + code; padding items -> [PAD]; -1 -> [MASK]
+    assert tokens[1, M + 2] == 2 * K + history_codes[1, 1, 2]
+    assert (tokens[0, :M] == model.pad_token).all() and padding[0, :M].all() and not padding[0, M:].any()
+    assert tokens[0, -M + 1] == model.mask_token
+    logits = model(tokens, padding)
+    assert logits.shape == (2, 4 * M, K)
+    assert torch.allclose(model.target_logits(*model.history_tokens(history_codes, history_padding), target_codes), logits[:, -M:], atol=1e-6)
+
+
+def test_too_many_items_is_a_clear_error():
+    model = tiny_predictor(max_items=3)
+    history_codes, history_padding, target_codes = random_sequence(length=3)  # 4 items > 3
+    with pytest.raises(ValueError, match="max_items"):
+        model(*full_sequence(model, history_codes, history_padding, target_codes))
+
+
+# For each variant: may token `query` see token `key`? Tokens: 3 items x M=3 (item = s // 3).
+VISIBILITY = {
+    "bidirectional": [(0, 8, True), (8, 0, True), (4, 5, True)],
+    "causal": [(4, 5, False), (4, 3, True), (2, 6, False), (6, 2, True)],
+    "inter_item_causal": [(3, 5, True), (5, 3, True), (2, 6, False), (6, 2, True)],
+    "intra_item_causal": [(3, 5, False), (5, 3, True), (2, 6, True), (6, 2, True)],
+}
+
+
+@pytest.mark.parametrize("attention", sorted(VISIBILITY))
+def test_attention_variants(attention: str):
+    """A change to a token changes another's output exactly when the variant lets it see it.
+
+    One layer: with more, intra-item-causal tokens see everything through other items.
+    """
+    model = tiny_predictor(attention, num_layers=1)
+    history_codes, history_padding, target_codes = random_sequence(batch_size=1, length=2)
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        base = model.encode(tokens, padding)
+        for query, key, visible in VISIBILITY[attention]:
+            changed_tokens = tokens.clone()
+            changed_tokens[0, key] = model.mask_token
+            changed = model.encode(changed_tokens, padding)
+            moved = not torch.allclose(changed[0, query], base[0, query], atol=1e-6)
+            assert moved == visible, f"{attention}: query {query} key {key}"
+
+
+def test_structure_masks_by_rule():
+    n_items = 3
+    s = torch.arange(n_items * M)
+    item = s // M
+    causal = structure_mask("causal", n_items, M)
+    inter = structure_mask("inter_item_causal", n_items, M)
+    intra = structure_mask("intra_item_causal", n_items, M)
+    assert structure_mask("bidirectional", n_items, M) is None
+    for q in range(n_items * M):
+        for k in range(n_items * M):
+            assert bool(causal[q, k]) == (k <= q)
+            assert bool(inter[q, k]) == (item[k] <= item[q])
+            assert bool(intra[q, k]) == (item[k] != item[q] or k <= q)
+    with pytest.raises(ValueError, match="attention"):
+        structure_mask("sideways", n_items, M)
+
+
+@pytest.mark.parametrize("attention", ["bidirectional", "causal", "inter_item_causal", "intra_item_causal"])
+def test_left_padding_does_not_change_outputs(attention: str):
+    model = tiny_predictor(attention)
+    history_codes, history_padding, target_codes = random_sequence(batch_size=2, length=2)
+    target_codes[0, 0] = -1
+    with torch.no_grad():
+        logits = model(*full_sequence(model, history_codes, history_padding, target_codes))
+        padded_codes = torch.cat([torch.randint(K, (2, 2, M)), history_codes], dim=1)  # pad rows hold junk codes
+        padded_padding = torch.cat([torch.ones(2, 2, dtype=torch.bool), history_padding], dim=1)
+        padded_logits = model(*full_sequence(model, padded_codes, padded_padding, target_codes))
+    assert torch.isfinite(padded_logits).all()
+    torch.testing.assert_close(padded_logits[:, 2 * M :], logits, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_is_never_attended_to():
+    """Changing the token under a padding position leaves every real output unchanged."""
+    model = tiny_predictor()
+    history_codes, history_padding, target_codes = random_sequence(batch_size=1, length=3)
+    history_padding[0, 0] = True
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        base = model(tokens, padding)
+        tokens[0, :M] = model.mask_token
+        changed = model(tokens, padding)
+    torch.testing.assert_close(changed[:, M:], base[:, M:])
+
+
+def test_logits_of_a_position_score_only_its_head_codes():
+    """Perturbing head 1's code embeddings (unused in the input) moves only head-1 positions' logits."""
+    model = tiny_predictor()
+    history_codes, history_padding, target_codes = random_sequence(batch_size=2, length=2)
+    history_codes[:, :, 1] = 0
+    target_codes[:, 1] = -1  # head-1 code embeddings 1..K-1 never enter the input
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        base = model(tokens, padding)
+        model.token_embedding.weight[1 * K + 1 : 2 * K] += 1.0
+        changed = model(tokens, padding)
+    head = torch.arange(tokens.shape[1]) % M
+    torch.testing.assert_close(changed[:, head != 1], base[:, head != 1])
+    assert not torch.allclose(changed[:, head == 1, 1:], base[:, head == 1, 1:])
+    torch.testing.assert_close(changed[:, head == 1, 0], base[:, head == 1, 0])  # code 0 row untouched
+
+
+def test_head_embedding_tells_masked_tokens_apart():
+    """Two [MASK] target tokens get different outputs only through their head/position."""
+    model = tiny_predictor()
+    history_codes, history_padding, _ = random_sequence(batch_size=1, length=2)
+    target = torch.full((1, M), -1)
+    with torch.no_grad():
+        hidden = model.encode(*full_sequence(model, history_codes, history_padding, target))
+    assert not torch.allclose(hidden[0, -1], hidden[0, -2])
+
+
+def test_encoder_mask_pattern_and_padded_queries_are_finite():
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(d_model=8, num_layers=1, num_heads=2, ffn_ratio=2, dropout=0.0).eval()
+    padding = torch.tensor([[True, True, False, False]])
+    mask = attention_mask(padding)
+    assert mask.shape == (1, 1, 4, 4)
+    assert not mask[0, 0, 2, 0] and mask[0, 0, 2, 3] and mask[0, 0, 0, 0] and not mask[0, 0, 0, 1]
+    out = encoder(torch.randn(1, 4, 8), mask)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("attention", ["causal", "inter_item_causal"])
+def test_causal_variants_hide_later_items_through_every_layer(attention: str):
+    model = tiny_predictor(attention, num_layers=3)
+    history_codes, history_padding, target_codes = random_sequence(batch_size=1, length=2)
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        base = model(tokens, padding)
+        tokens[0, -M:] = model.mask_token  # change the whole target item
+        changed = model(tokens, padding)
+    torch.testing.assert_close(changed[:, : 2 * M], base[:, : 2 * M])
+    assert not torch.allclose(changed[:, -1], base[:, -1])

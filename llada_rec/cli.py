@@ -87,8 +87,8 @@ def demo(argv: Sequence[str]) -> None:
     print_metrics_table(results)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(args: Optional[Sequence[str]] = None) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
     if argv[:2] == ["data", "stats"]:
         return data_stats(argv[2:])
     if argv[:1] == ["demo"]:
@@ -105,7 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"llada-rec: unknown command {argv[0]!r}; expected one of "
               f"{', '.join(LIGHTNING_COMMANDS)}, data stats, demo, report, sweep", file=sys.stderr)
         raise SystemExit(2)
-    lightning_main(argv)
+    lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

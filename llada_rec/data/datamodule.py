@@ -142,6 +142,8 @@ class RecDataModule(L.LightningDataModule):
         semantic_ids: directory of a tokenizer artifact to use as the items' semantic IDs.
         tokenizer_config: a tokenizer YAML (experiments/tokenizer/*.yaml); when no
             ``semantic_ids`` is given, the tokenizer is trained on first use and cached.
+        tokenizer_overrides: YAML files layered on ``tokenizer_config`` in order, e.g.
+            ``experiments/tokenizer/rqvae.yaml`` to use RQ-VAE codes (TIGER, Table 4).
         predict_histories: JSONL file of ``{"user": ..., "history": [item ids]}`` to
             recommend for; by default ``predict`` uses the test users' histories.
     """
@@ -164,6 +166,7 @@ class RecDataModule(L.LightningDataModule):
         pca_dim: Optional[int] = None,
         semantic_ids: Optional[str] = None,
         tokenizer_config: Optional[str] = None,
+        tokenizer_overrides: list[str] = [],
         predict_histories: Optional[str] = None,
         cache_dir: str = ".cache/llada_rec",
         batch_size: int = 256,
@@ -190,6 +193,7 @@ class RecDataModule(L.LightningDataModule):
         self.pca_dim = pca_dim
         self.semantic_ids_path = semantic_ids
         self.tokenizer_config = tokenizer_config
+        self.tokenizer_overrides = list(tokenizer_overrides)
         self.predict_histories = predict_histories
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
@@ -280,7 +284,12 @@ class RecDataModule(L.LightningDataModule):
                 from llada_rec.tokenizers.stage import build_semantic_ids
 
                 path = build_semantic_ids(
-                    self.tokenizer_config, self.embeddings, self.item_ids, self.train_items, self.cache_dir / "semantic_ids"
+                    [self.tokenizer_config, *self.tokenizer_overrides],
+                    self.embeddings,
+                    self.item_ids,
+                    self.train_items,
+                    self.cache_dir / "semantic_ids",
+                    batch_size=self.item_batch_size,
                 )
             ids = SemanticIds.load(path)
             ids.check_compatible(self.item_ids)

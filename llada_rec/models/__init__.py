@@ -1,0 +1,7 @@
+"""Next-item recommenders: LLaDA-Rec and the baselines, all ``SequentialRecommender``s."""
+
+from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.models.llada_rec import LLaDARec
+from llada_rec.models.mask_predictor import MaskPredictor
+
+__all__ = ["DataInfo", "LLaDARec", "MaskPredictor", "SequentialRecommender"]

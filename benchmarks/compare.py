@@ -50,6 +50,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     data.add_argument("--max-history", type=int, default=20)
     data.add_argument("--batch-size", type=int, default=256)
     data.add_argument("--eval-batch-size", type=int, default=256)
+    data.add_argument("--embedding-model", default=None, help="sentence-transformers model of the item texts (default: the DataModule's)")
+    data.add_argument("--pca-dim", type=int, default=128, help="whitened PCA of the embeddings (0: none)")
     data.add_argument("--cache-dir", default=".cache/llada_rec")
     budget = p.add_argument_group("budget")
     budget.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
@@ -63,6 +65,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     size.add_argument("--layers", type=int, default=2)
     size.add_argument("--heads", type=int, default=2, help="attention heads")
     size.add_argument("--dropout", type=float, default=0.1)
+    size.add_argument("--lr", type=float, default=None, help="peak learning rate of every neural model (default: each model's own)")
     size.add_argument("--beam-size", type=int, default=20, help="test beams of TIGER and LLaDA-Rec")
     size.add_argument("--val-beam-size", type=int, default=10)
     ids = p.add_argument_group("semantic IDs")
@@ -80,6 +83,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
     """The model ``name`` at the benchmark's size; other settings are each model's defaults."""
     size = dict(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, dropout=args.dropout)
+    if args.lr is not None:
+        size["lr"] = args.lr
     beams = dict(beam_size=args.beam_size, val_beam_size=args.val_beam_size)
     if name == "popularity":
         from llada_rec.models.baselines import MostPopular
@@ -105,7 +110,10 @@ def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
 
 
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) -> RecDataModule:
+    embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
     return RecDataModule(
+        **embedding,
+        pca_dim=args.pca_dim or None,
         format=args.format,
         path=args.path,
         category=args.category,

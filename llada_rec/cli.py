@@ -75,11 +75,11 @@ def demo(argv: Sequence[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="llada-rec demo", description=demo.__doc__)
     parser.add_argument("--config", default=str(EXPERIMENTS / "demo.yaml"))
-    parser.add_argument("overrides", nargs="*", help="extra LightningCLI arguments, e.g. --trainer.max_epochs=2")
-    opts = parser.parse_args(argv)
+    parser.epilog = "Any other argument goes to LightningCLI, e.g. --trainer.max_epochs=2"
+    opts, overrides = parser.parse_known_args(argv)
     results = {}
     for name, extra in (("most-popular", ["--config", str(EXPERIMENTS / "baselines" / "popularity.yaml")]), ("LLaDA-Rec", [])):
-        cli = LLaDARecCLI(args=["--config", opts.config, *extra, *opts.overrides], run=False)
+        cli = LLaDARecCLI(args=["--config", opts.config, *extra, *overrides], run=False)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         ckpt = "best" if cli.trainer.checkpoint_callback and cli.trainer.checkpoint_callback.best_model_path else None
         metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)

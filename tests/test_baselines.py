@@ -227,16 +227,17 @@ def test_tiger_small_beam_returns_distinct_valid_items_with_their_scores():
 
 # -- Trainer flow -----------------------------------------------------------------------
 def write_lcrec(path: Path) -> None:
-    """Item ids 0..5 (indices 1..6); training-part counts: id 1 -> 4, id 2 -> 3, id 0 -> 2."""
-    sequences = {"0": [0, 1, 2, 3, 4], "1": [1, 2, 1, 0, 1], "2": [2, 1, 0, 5, 2]}
-    items = {str(i): {"title": f"item {i}"} for i in range(6)}
+    """Item ids 0..6 (indices 1..7), no repeats; training-part counts: id 1 -> 4, id 2 -> 3,
+    ids 0, 3, 6 -> 2, ids 4, 5 -> 0, so the ranking (ties by index) is 1 2 0 3 6 4 5."""
+    sequences = {"0": [0, 1, 2, 3, 4], "1": [1, 2, 3, 5, 0], "2": [1, 2, 6, 4, 3], "3": [0, 1, 5, 2], "4": [3, 6, 5, 1]}
+    items = {str(i): {"title": f"item {i}"} for i in range(7)}
     (path / "Tiny.inter.json").write_text(json.dumps(sequences))
     (path / "Tiny.item.json").write_text(json.dumps(items))
 
 
-def tiny_trainer(root: Path) -> L.Trainer:
+def tiny_trainer(root: Path, max_epochs: int = 1) -> L.Trainer:
     return L.Trainer(
-        max_epochs=1, default_root_dir=root, logger=False, accelerator="cpu", devices=1,
+        max_epochs=max_epochs, default_root_dir=root, logger=False, accelerator="cpu", devices=1,
         enable_progress_bar=False, enable_model_summary=False,
     )
 
@@ -250,16 +251,18 @@ def test_most_popular_fit_test_predict_with_trainer(tmp_path):
     trainer.fit(MostPopular(), datamodule=datamodule)
     trainer.test(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    # ranking by id: 1, 2, 0, 3, 4, 5; test targets: user 0 -> 4 (rank 5), 1 -> 1 (rank 1), 2 -> 2 (rank 2)
-    assert metrics["test/recall@1"] == pytest.approx(1 / 3)
-    assert metrics["test/recall@5"] == pytest.approx(1.0)
-    assert metrics["test/ndcg@5"] == pytest.approx((1 / math.log2(6) + 1 + 1 / math.log2(3)) / 3, rel=1e-6)
-    assert metrics["test/valid_unique"] == pytest.approx(0.6)  # 6 items in a top 10
+    # test targets: user 0 -> id 4 (rank 6), 1 -> 0 (rank 3), 2 -> 3 (rank 4), 3 -> 2 (rank 2), 4 -> 1 (rank 1)
+    assert metrics["test/recall@1"] == pytest.approx(1 / 5)
+    assert metrics["test/recall@5"] == pytest.approx(4 / 5)
+    assert metrics["test/recall@10"] == pytest.approx(1.0)
+    assert metrics["test/ndcg@5"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 5, rel=1e-6)
+    assert metrics["test/valid_unique"] == pytest.approx(0.7)  # 7 items in a top 10
 
     trainer.predict(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
-    assert [r["user"] for r in rows] == ["0", "1", "2"]
-    assert rows[1]["items"] == ["1", "2", "0", "3", "4", "5"] and rows[1]["target"] == "1"
+    assert [r["user"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert rows[4]["items"] == ["1", "2", "0", "3", "6", "4", "5"] and rows[4]["target"] == "1"
+    assert rows[4]["history"] == ["3", "6", "5"]
 
 
 @pytest.mark.parametrize("model_class", [MostPopular, ItemTransitions])
@@ -278,3 +281,30 @@ def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
     assert items.tolist() == expected_items.tolist()
     torch.testing.assert_close(scores, expected_scores)
     assert int(restored.fitted) == 1
+
+
+@pytest.mark.parametrize("model_class", [SASRec, TIGER])
+def test_neural_model_fit_test_and_reload(tmp_path, model_class):
+    from llada_rec.data.datamodule import RecDataModule
+    from llada_rec.tokenizers.artifact import SemanticIds
+
+    write_lcrec(tmp_path)
+    codes = torch.cartesian_prod(torch.arange(3), torch.arange(3))[:7].numpy()  # 7 unique tuples, M=2, K=3
+    SemanticIds(codes, 3, [str(i) for i in range(7)], "0" * 64).save(tmp_path / "ids")
+    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=4, semantic_ids=str(tmp_path / "ids"))
+    size = dict(d_model=16, num_layers=1, num_attention_heads=2, top_k=5, metric_ks=(1, 5))
+    model = model_class(**size, **({"beam_size": 7, "val_beam_size": 7} if model_class is TIGER else {}))
+    trainer = tiny_trainer(tmp_path / "run", max_epochs=2)
+    trainer.fit(model, datamodule=datamodule)
+    best = trainer.checkpoint_callback.best_model_path
+    trainer.test(model, datamodule=datamodule, ckpt_path=best)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test/valid_unique"] == 1.0  # 5 distinct real items for every user
+    assert 0.0 <= metrics["test/recall@1"] <= metrics["test/recall@5"] <= 1.0
+    restored = model_class.load_from_checkpoint(best).eval()
+    history = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    model.eval()
+    expected_items, expected_scores = model.recommend(history, 5, "test")
+    items, scores = restored.recommend(history, 5, "test")
+    assert items.tolist() == expected_items.tolist()
+    torch.testing.assert_close(scores, expected_scores)

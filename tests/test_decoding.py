@@ -11,6 +11,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ from llada_rec.decoding import (
     diffusion_beam_search,
     merge_duplicate_beams,
 )
-from llada_rec.decoding.beam_search import _expand
+from llada_rec.decoding.beam_search import _expand, _has_duplicates
 
 PRIME = 2_147_483_647  # 2^31 - 1: products of two residues fit in int64
 
@@ -31,7 +32,9 @@ def random_item_codes(num_items: int, num_heads: int, codebook_size: int, seed: 
     """[N, M] unique random tuples; for K > 8 the codes come from a pool of 3 spread-out codes
     per head, so that items still share partial tuples."""
     generator = torch.Generator().manual_seed(seed)
-    pool = torch.arange(codebook_size) if codebook_size <= 8 else torch.tensor([0, codebook_size // 2, codebook_size - 1])
+    pool = torch.arange(codebook_size)
+    if codebook_size > 8:
+        pool = torch.tensor([0, codebook_size // 2, codebook_size - 1])
     total = len(pool) ** num_heads
     assert num_items <= total
     flat = torch.randperm(total, generator=generator)[:num_items]
@@ -51,8 +54,10 @@ def hash_log_prob_fn(num_heads: int, codebook_size: int, seed: int, scale: float
         for _ in range(3):
             value = (value * value + 11) % PRIME
             value = (value * 48271 + (value >> 7)) % PRIME
-        uniform = (value % (1 << 20)).double() / (1 << 20)
-        return torch.log_softmax(scale * uniform, dim=-1).float()
+        logits = scale * (value % (1 << 20)).numpy() / (1 << 20)  # float64, per-row exact
+        top = logits.max(axis=-1, keepdims=True)
+        log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+        return torch.from_numpy(log_probs.astype(np.float32))
 
     return log_prob_fn
 
@@ -69,8 +74,8 @@ def brute_allowed(items: list[tuple[int, ...]], partial: tuple[int, ...], positi
 @dataclass
 class RefBeam:
     codes: tuple[int, ...]
-    score: torch.Tensor  # float32 scalar
-    log_probs: torch.Tensor | None = None  # [M, K] of this step's forward pass
+    score: np.float32  # float32 sums, as in the fast search (numpy scalars: fast in loops)
+    log_probs: np.ndarray | None = None  # [M, K] float32 of this step's forward pass
     selected: list[int] | None = None
 
 
@@ -84,12 +89,15 @@ def reference_search(log_prob_fn, num_users, item_codes, codebook_size, beam_siz
     for user in range(num_users):
 
         def allowed(codes, position):
-            return sorted(brute_allowed(items, codes, position)) if constrained else range(codebook_size)
+            if not constrained:
+                return range(codebook_size)
+            return sorted(brute_allowed(items, codes, position))
 
-        beams = [RefBeam((MASKED,) * num_heads, torch.tensor(0.0))]
+        beams = [RefBeam((MASKED,) * num_heads, np.float32(0.0))]
         for _ in range(num_steps):
             for beam in beams:
-                beam.log_probs = log_prob_fn(torch.tensor([user]), torch.tensor([beam.codes]))[0]
+                target = torch.tensor([beam.codes])
+                beam.log_probs = log_prob_fn(torch.tensor([user]), target)[0].numpy()
                 masked = [m for m in range(num_heads) if beam.codes[m] == MASKED]
                 if order == "adaptive":
                     confidence = {m: max(float(beam.log_probs[m, c]) for c in allowed(beam.codes, m))
@@ -194,7 +202,9 @@ def test_index_rejects_bad_tables_and_queries():
 SHAPES = {2: (5, 12), 3: (4, 20), 4: (3, 30)}  # M -> (K, N)
 
 
-@pytest.mark.parametrize("num_heads,num_steps", [(2, 1), (2, 2), (3, 1), (3, 3), (4, 1), (4, 2), (4, 4)])
+@pytest.mark.parametrize(
+    "num_heads,num_steps", [(2, 1), (2, 2), (3, 1), (3, 3), (4, 1), (4, 2), (4, 4)]
+)
 @pytest.mark.parametrize("beam_size", [1, 3, 50])
 @pytest.mark.parametrize("constrained", [True, False])
 @pytest.mark.parametrize("order", ["adaptive", "left_to_right", "right_to_left"])
@@ -282,23 +292,34 @@ def test_merge_keeps_best_of_each_partial_tuple_per_user():
     scores = torch.tensor([[-1.0, -0.5, -0.7, -0.2, -0.7], [-3.0, -0.1, -0.4, -0.3, float("-inf")]])
     merged = merge_duplicate_beams(codes, scores)
     inf = float("-inf")
-    assert torch.equal(merged, torch.tensor([[inf, -0.5, -0.7, -0.2, inf], [-3.0, -0.1, inf, -0.3, inf]]))
+    expected = torch.tensor([[inf, -0.5, -0.7, -0.2, inf], [-3.0, -0.1, inf, -0.3, inf]])
+    assert torch.equal(merged, expected)
+
+
+@pytest.mark.parametrize("codebook_size", [4, 2**20])  # packed int64 keys / pairwise compare
+def test_duplicate_check_sees_only_live_repeats(codebook_size):
+    codes = torch.tensor([[[0, 1, MASKED, 3], [0, MASKED, 1, 3], [0, 1, MASKED, 3]]])
+    live = torch.tensor([[-1.0, -2.0, -3.0]])
+    assert _has_duplicates(codes, live, codebook_size)
+    assert not _has_duplicates(codes, torch.tensor([[-1.0, -2.0, float("-inf")]]), codebook_size)
+    assert not _has_duplicates(codes[:, :2], live[:, :2], codebook_size)
 
 
 def test_expand_merges_two_fill_orders_reaching_one_tuple():
     # Beam A filled head 0 and fills head 1 next; beam B filled head 1 and fills head 0 next.
-    codes = torch.tensor([[[0, MASKED], [MASKED, 1]]])  # [U=1, b=2, M=2]
+    codes = torch.tensor([[[0, MASKED, MASKED], [MASKED, 1, MASKED]]])  # [U=1, b=2, M=3]
     scores = torch.tensor([[math.log(0.5), math.log(0.6)]])
-    step_log_probs = torch.tensor([[[[0.2, 0.8]], [[0.7, 0.3]]]]).log()  # [1, 2, n=1, K=2]
-    selected = torch.tensor([[[1], [0]]])
-    index = ItemCodeIndex(torch.tensor([[0, 0], [0, 1], [1, 1]]))
-    new_codes, new_scores, _, new_selected = _expand(
+    step_log_probs = torch.tensor([[[[0.2, 0.8], [0.5, 0.5]], [[0.7, 0.3], [0.1, 0.9]]]]).log()
+    selected = torch.tensor([[[1, 2], [0, 2]]])  # [1, 2, n=2]: the j-th position of each beam
+    index = ItemCodeIndex(torch.tensor([[0, 0, 0], [0, 1, 0], [1, 1, 1]]))
+    new_codes, new_scores, new_log_probs, new_selected = _expand(
         codes, scores, step_log_probs, selected, 0, index, beam_size=2, constrained=False
     )
-    # (0, 1) is reached with 0.5 * 0.8 = 0.40 (from A) and 0.6 * 0.7 = 0.42 (from B): keep B's.
-    assert new_codes[0].tolist() == [[0, 1], [1, 1]]
+    # (0, 1, _) is reached with 0.5 * 0.8 = 0.40 (from A) and 0.6 * 0.7 = 0.42 (from B): keep B's.
+    assert new_codes[0].tolist() == [[0, 1, MASKED], [1, 1, MASKED]]
     torch.testing.assert_close(new_scores.exp(), torch.tensor([[0.42, 0.18]]))
-    assert new_selected[0, :, 0].tolist() == [0, 0]  # both kept beams descend from B
+    assert new_selected[0].tolist() == [[0, 2], [0, 2]]  # both kept beams descend from B
+    assert torch.equal(new_log_probs[0], step_log_probs[0, [1, 1]])
 
 
 def test_later_fills_in_a_step_use_the_kept_beams_parent_log_probs():

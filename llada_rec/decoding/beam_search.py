@@ -103,8 +103,9 @@ def _forward_and_select(
 ) -> tuple[Tensor, Tensor]:
     """One forward pass over the live beams; choose each beam's positions for this step.
 
-    codes [U, b, M], scores [U, b] -> log-probs at the chosen positions [U, b, n, K]
-    (-inf for disallowed codes and dead beams) and the chosen positions [U, b, n], in fill order.
+    codes [U, b, M], scores [U, b] -> the model's log-probs at the chosen positions
+    [U, b, n, K] (-inf rows for dead beams; constraints are applied at each fill) and the
+    chosen positions [U, b, n], in fill order.
     """
     num_users, beams, num_heads = codes.shape
     users, slots = torch.isfinite(scores).nonzero(as_tuple=True)  # live beams, [R]
@@ -129,9 +130,12 @@ def _forward_and_select(
         priority = (-heads if order == "left_to_right" else heads).expand(partial.shape[0], -1)
     priority = priority.masked_fill(partial != MASKED, float("-inf"))
     positions = priority.sort(dim=1, descending=True, stable=True).indices[:, :per_step]  # [R, n]
-    chosen = log_probs.gather(1, positions[:, :, None].expand(-1, -1, codebook_size))
+    chosen = log_probs[torch.arange(positions.shape[0], device=codes.device)[:, None], positions]
     if users.numel() == num_users * beams:  # every beam alive: no scatter needed
-        return chosen.view(num_users, beams, per_step, codebook_size), positions.view(num_users, beams, per_step)
+        return (
+            chosen.view(num_users, beams, per_step, codebook_size),
+            positions.view(num_users, beams, per_step),
+        )
     step_log_probs = torch.full(
         (num_users, beams, per_step, codebook_size), float("-inf"), device=codes.device
     )
@@ -151,7 +155,7 @@ def _confidence(log_probs: Tensor, partial: Tensor, index: ItemCodeIndex | None)
     else:
         rows, num_heads, codebook_size = log_probs.shape
         heads = torch.arange(num_heads, device=partial.device).expand(rows, -1)
-        row, code = index._allowed_pairs(partial, heads)  # row = r * M + position
+        row, code = index._allowed_pairs(partial, heads, include_filled=False)  # row = r * M + p
         values = log_probs.reshape(-1, codebook_size)[row, code]
         confidence = torch.full((rows * num_heads,), float("-inf"), device=partial.device)
         confidence = confidence.scatter_reduce(0, row, values, "amax").view(rows, num_heads)
@@ -171,7 +175,9 @@ def _expand(
     """Fill every beam's j-th chosen position; keep the B best distinct hypotheses per user.
 
     codes [U, b, M], scores [U, b], step_log_probs [U, b, n, K], selected [U, b, n] -> the
-    same four for the new beams [U, b', ...], b' = min(B, b * min(B, K)), sorted by score.
+    same four for the new beams [U, b', ...], b' = min(B, b * K), sorted by score. The
+    step's rows are carried to the new beams by parent index (not on the step's last fill,
+    after which they are not used).
     """
     num_users, beams, num_heads = codes.shape
     codebook_size = step_log_probs.shape[-1]
@@ -179,57 +185,78 @@ def _expand(
     log_probs = step_log_probs[:, :, j]  # [U, b, K]
     if constrained:  # codes that keep the tuple so far (this step's fills included) an item
         row, code = index._allowed_pairs(codes.reshape(-1, num_heads), positions.reshape(-1))
-        allowed = torch.zeros(num_users * beams, codebook_size, dtype=torch.bool, device=codes.device)
+        allowed = codes.new_zeros(num_users * beams, codebook_size, dtype=torch.bool)
         allowed[row, code] = True
-        log_probs = log_probs.masked_fill(~allowed.view(num_users, beams, codebook_size), float("-inf"))
-    per_beam = min(beam_size, codebook_size)
-    # Only a beam's best B codes can reach the user's best B (see module docstring).
-    cand_scores, cand_codes = (scores[:, :, None] + log_probs).topk(per_beam, dim=-1)
-    cand_scores = cand_scores.reshape(num_users, beams * per_beam)  # [U, C]
-    cand_codes = cand_codes.reshape(num_users, beams * per_beam)
-    keep = min(beam_size, beams * per_beam)
-
-    new_scores, pick = cand_scores.topk(keep, dim=1)  # [U, b']
-    new_codes = _children(codes, positions, pick, cand_codes, per_beam)
-    if _has_duplicates(new_codes, new_scores):
-        parents = torch.arange(beams * per_beam, device=codes.device).expand(num_users, -1)
-        all_children = _children(codes, positions, parents, cand_codes, per_beam)  # [U, C, M]
-        cand_scores = merge_duplicate_beams(all_children, cand_scores)
-        new_scores, pick = cand_scores.topk(keep, dim=1)
-        new_codes = _children(codes, positions, pick, cand_codes, per_beam)
-
-    parent = pick // per_beam  # [U, b'] slot of each kept beam's parent
-    n = step_log_probs.shape[2]
-    step_log_probs = step_log_probs.gather(
-        1, parent[:, :, None, None].expand(-1, -1, n, codebook_size)
-    )
-    selected = selected.gather(1, parent[:, :, None].expand(-1, -1, n))
-    return new_codes, new_scores, step_log_probs, selected
+        allowed = allowed.view(num_users, beams, codebook_size)
+        log_probs = log_probs.masked_fill(~allowed, float("-inf"))
+    candidate_scores = scores[:, :, None] + log_probs  # [U, b, K]
+    keep = min(beam_size, beams * codebook_size)
+    # pick = slot * K + code; a beam's children are distinct, so duplicates are rare (none, in
+    # fact: see the module docstring) and the merge only runs when the check finds some.
+    new_scores, pick = candidate_scores.view(num_users, -1).topk(keep, dim=1)
+    new_codes = _children(codes, positions, pick // codebook_size, pick % codebook_size)
+    if _has_duplicates(new_codes, new_scores, codebook_size):
+        new_scores, pick = _merged_top(candidate_scores, codes, positions, keep)
+        new_codes = _children(codes, positions, pick // codebook_size, pick % codebook_size)
+    if j == step_log_probs.shape[2] - 1:
+        return new_codes, new_scores, step_log_probs, selected
+    parent = pick // codebook_size  # [U, b'] slot of each kept beam's parent
+    users = _user_index(parent)
+    return new_codes, new_scores, step_log_probs[users, parent], selected[users, parent]
 
 
-def _children(
-    codes: Tensor, positions: Tensor, pick: Tensor, cand_codes: Tensor, per_beam: int
-) -> Tensor:
-    """Tuples of the picked candidates: parent's tuple with the candidate's code at its position.
+def _merged_top(
+    candidate_scores: Tensor, codes: Tensor, positions: Tensor, keep: int
+) -> tuple[Tensor, Tensor]:
+    """Top ``keep`` candidates after merging duplicates: [U, b, K] -> scores, slot * K + code.
 
-    codes [U, b, M], positions [U, b], pick [U, c] (flat candidate index), cand_codes [U, C] -> [U, c, M].
+    Only a beam's best ``min(keep, K)`` codes can be among the user's best ``keep`` distinct
+    tuples (better ones from the same beam are distinct), so only those are merged.
     """
-    num_heads = codes.shape[2]
-    parent = pick // per_beam
-    children = codes.gather(1, parent[:, :, None].expand(-1, -1, num_heads)).clone()
-    position = positions.gather(1, parent)  # [U, c]
-    children.scatter_(2, position[:, :, None], cand_codes.gather(1, pick)[:, :, None])
+    num_users, beams, codebook_size = candidate_scores.shape
+    per_beam = min(keep, codebook_size)
+    top_scores, top_codes = candidate_scores.topk(per_beam, dim=-1)  # [U, b, kk]
+    parent = torch.arange(beams, device=codes.device).repeat_interleave(per_beam)
+    parent = parent.expand(num_users, -1)  # [U, C]
+    top_codes = top_codes.reshape(num_users, -1)
+    children = _children(codes, positions, parent, top_codes)  # [U, C, M]
+    merged = merge_duplicate_beams(children, top_scores.reshape(num_users, -1))
+    new_scores, best = merged.topk(keep, dim=1)
+    return new_scores, parent.gather(1, best) * codebook_size + top_codes.gather(1, best)
+
+
+def _children(codes: Tensor, positions: Tensor, parent: Tensor, code: Tensor) -> Tensor:
+    """Each parent's tuple with ``code`` at the parent's position.
+
+    codes [U, b, M], positions [U, b], parent [U, c] (slot), code [U, c] -> [U, c, M].
+    """
+    users = _user_index(parent)
+    children = codes[users, parent]  # [U, c, M] (a copy)
+    candidates = torch.arange(parent.shape[1], device=parent.device)
+    children[users, candidates, positions[users, parent]] = code
     return children
 
 
-def _has_duplicates(codes: Tensor, scores: Tensor) -> bool:
+def _user_index(per_user: Tensor) -> Tensor:
+    """[U, c] -> [U, 1] row numbers, to index [U, b, ...] tensors by a per-user slot tensor."""
+    return torch.arange(per_user.shape[0], device=per_user.device)[:, None]
+
+
+def _has_duplicates(codes: Tensor, scores: Tensor, codebook_size: int) -> bool:
     """Whether two live beams of one user hold the same tuple: [U, b, M], [U, b] -> bool."""
-    if codes.shape[1] < 2:
+    num_users, beams, num_heads = codes.shape
+    if beams < 2:
         return False
-    same = (codes[:, :, None, :] == codes[:, None, :, :]).all(dim=-1)  # [U, b, b]
     live = torch.isfinite(scores)
-    pairs = same & live[:, :, None] & live[:, None, :]
-    return bool(torch.triu(pairs, diagonal=1).any())
+    if (codebook_size + 1) ** num_heads >= 2**62:  # tuples do not pack into one int64
+        same = (codes[:, :, None, :] == codes[:, None, :, :]).all(dim=-1)  # [U, b, b]
+        pairs = same & live[:, :, None] & live[:, None, :]
+        return bool(torch.triu(pairs, diagonal=1).any())
+    digits = (codebook_size + 1) ** torch.arange(num_heads, device=codes.device)
+    keys = ((codes + 1) * digits).sum(dim=-1)  # [U, b], MASKED -> digit 0
+    dead = -1 - torch.arange(beams, device=codes.device).expand(num_users, -1)
+    keys = torch.where(live, keys, dead).sort(dim=1).values
+    return bool((keys[:, 1:] == keys[:, :-1]).any())
 
 
 def merge_duplicate_beams(codes: Tensor, scores: Tensor) -> Tensor:

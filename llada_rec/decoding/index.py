@@ -20,8 +20,9 @@ How (tensors only, so it runs on any device without per-row Python):
   ``[rank_S * K, rank_S * K + K)``: a range of at most K entries, turned into a ``[R, K]``
   mask by one gather and one scatter.
 
-Memory: sum over heads-subsets S' of |S'| * (distinct S'-tuples) keys of 8 bytes, at most
-``M * 2^(M-1) * N * 8`` bytes (M = 4, N = 25k: <= 6.4 MB; M = 8, N = 100k: <= 0.8 GB).
+Memory: sum over head subsets S' of |S'| * (distinct S'-tuples) keys of 8 bytes plus their
+2-byte codes, at most ``M * 2^(M-1) * N * 10`` bytes (M = 4, N = 25k: <= 8 MB, measured
+5.9 MiB; M = 8, N = 100k: <= 1 GB). Building takes M * 2^(M-1) sorts of N keys.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class ItemCodeIndex:
     codebook_size: K; defaults to the largest code + 1 (pass the tokenizer's K when known).
     """
 
+    #: Every tensor the index holds (moved together by :meth:`to`).
+    _TENSORS = ("item_codes", "_flat_keys", "_flat_codes", "_table_start", "_rank_to_item")
+
     def __init__(self, item_codes: Tensor, codebook_size: int | None = None) -> None:
         item_codes = _check_item_codes(item_codes, codebook_size)
         num_items, num_heads = item_codes.shape
@@ -57,6 +61,9 @@ class ItemCodeIndex:
         self.item_codes = item_codes  # [N, M]
         self._stride = num_items * self.codebook_size  # keys of one table are < N * K
         self._flat_keys, self._table_start, self._rank_to_item = self._build_tables(item_codes)
+        # Code part of every key (key % K), small ints: one gather turns a key range into codes.
+        code_dtype = torch.int16 if self.codebook_size <= 2**15 else torch.int32
+        self._flat_codes = (self._flat_keys % self.codebook_size).to(code_dtype)
 
     # -- construction -------------------------------------------------------------------
     def _build_tables(self, item_codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -100,18 +107,21 @@ class ItemCodeIndex:
     @property
     def nbytes(self) -> int:
         """Bytes held by the index tensors (for memory reports)."""
-        tensors = (self.item_codes, self._flat_keys, self._table_start, self._rank_to_item)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(t.numel() * t.element_size() for t in self._tensors())
 
     def to(self, device: Union[str, torch.device]) -> "ItemCodeIndex":
         """A copy of the index on ``device`` (tables are not rebuilt)."""
         moved = copy.copy(self)
-        for name in ("item_codes", "_flat_keys", "_table_start", "_rank_to_item"):
+        for name in self._TENSORS:
             setattr(moved, name, getattr(self, name).to(device))
         return moved
 
+    def _tensors(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._TENSORS]
+
     def allowed_codes(self, partial: Tensor, position: Tensor) -> Tensor:
-        """Codes c such that some item agrees with ``partial`` on its filled heads and has c at ``position``.
+        """Codes c such that some item agrees with ``partial`` on its filled heads and has c at
+        ``position``.
 
         partial: [R, M] long, ``MASKED`` = unfilled; position: [R] long. Returns [R, K] bool.
         A filled ``position`` allows just its own code (if the partial is consistent).
@@ -174,16 +184,18 @@ class ItemCodeIndex:
     def _allowed(self, partial: Tensor, position: Tensor) -> Tensor:
         """[R, M], [R] -> [R, K] bool (see :meth:`allowed_codes`)."""
         row, code = self._allowed_pairs(partial, position)
-        allowed = torch.zeros(partial.shape[0], self.codebook_size, dtype=torch.bool, device=partial.device)
+        allowed = partial.new_zeros(partial.shape[0], self.codebook_size, dtype=torch.bool)
         allowed[row, code] = True
         return allowed
 
-    def _allowed_pairs(self, partial: Tensor, position: Tensor) -> tuple[Tensor, Tensor]:
-        """Sparse form of :meth:`allowed_codes`: the allowed (row [P], code [P]) pairs.
+    def _allowed_pairs(
+        self, partial: Tensor, position: Tensor, include_filled: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Sparse form of :meth:`allowed_codes`: the allowed (row [P], code [P]) pairs, unordered.
 
         Past the first filled head few codes stay allowed, so listing them costs far less
         than a dense [R, K] mask. ``position`` may also be [R, Q] (Q positions per row);
-        rows are then numbered ``r * Q + q``.
+        rows are then numbered ``r * Q + q``. ``include_filled=False`` skips filled positions.
         """
         rank, subset, consistent = self._ranks(partial)
         width = position.shape[1] if position.dim() == 2 else 1
@@ -191,19 +203,19 @@ class ItemCodeIndex:
         position = position.reshape(-1)
         if width > 1:
             rank, subset, consistent = (t.repeat_interleave(width) for t in (rank, subset, consistent))
-        k = self.codebook_size
         filled = code_at != MASKED
         # Unfilled position: the keys of table (S, p) in [rank * K, rank * K + K).
-        base = (subset * self.num_heads + position) * self._stride + rank * k  # [R]
+        base = (subset * self.num_heads + position) * self._stride + rank * self.codebook_size
         lo = torch.searchsorted(self._flat_keys, base)
-        hi = torch.searchsorted(self._flat_keys, base + k)
-        count = torch.where(filled, torch.ones_like(lo), hi - lo) * consistent  # filled: own code
+        hi = torch.searchsorted(self._flat_keys, base + self.codebook_size)
+        count = (hi - lo) * (consistent & ~filled)  # [R * Q]
         row = torch.repeat_interleave(torch.arange(count.numel(), device=partial.device), count)
-        first = count.cumsum(0) - count
-        key_at = lo[row] + torch.arange(row.numel(), device=partial.device) - first[row]
-        code = self._flat_keys[key_at.clamp(max=self._flat_keys.numel() - 1)] - base[row]
-        code = torch.where(filled[row], code_at[row], code)
-        return row, code
+        skip = lo - (count.cumsum(0) - count)  # key index of a pair = its number + skip of its row
+        code = self._flat_codes[torch.arange(row.numel(), device=row.device) + skip[row]].long()
+        if not include_filled:
+            return row, code
+        own = torch.nonzero(filled & consistent).flatten()  # filled position: its own code
+        return torch.cat([row, own]), torch.cat([code, code_at[own]])
 
     def _lookup(self, codes: Tensor) -> Tensor:
         rank, subset, consistent = self._ranks(codes)

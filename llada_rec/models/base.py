@@ -119,8 +119,9 @@ class SequentialRecommender(L.LightningModule):
         self._log_valid_unique("test")
         results = {k: float(v) for k, v in self.test_metrics.compute().items()}
         results["test/valid_unique"] = float(self.trainer.callback_metrics.get("test/valid_unique", 0.0))
+        directory = run_dir(self.trainer)  # a collective call under DDP: every rank asks
         if self.trainer.is_global_zero:
-            path = Path(run_dir(self.trainer)) / "metrics.json"
+            path = Path(directory) / "metrics.json"
             atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
 
     # -- prediction ---------------------------------------------------------------------
@@ -143,26 +144,34 @@ class SequentialRecommender(L.LightningModule):
             gathered: list[list[dict[str, Any]]] = [None] * self.trainer.world_size  # type: ignore[list-item]
             torch.distributed.all_gather_object(gathered, rows)
             rows = [r for part in gathered for r in part]
+        directory = run_dir(self.trainer)  # a collective call under DDP: every rank asks
         if not self.trainer.is_global_zero:
             return
         unique = {r["sample"]: r for r in rows}  # a sample repeated by a sampler counts once
-        path = Path(run_dir(self.trainer)) / "predictions.jsonl"
+        path = Path(directory) / "predictions.jsonl"
         lines = [json.dumps(dm.describe_prediction(s, r["items"], r["scores"])) for s, r in sorted(unique.items())]
         atomic_write_text(path, "\n".join(lines) + "\n")
         print(f"wrote {len(lines)} recommendations to {path}")
 
 
 def ranking_metrics(ks: Sequence[int], prefix: str) -> MetricCollection:
-    """Recall@k and NDCG@k for each k, named like ``test/recall@10``."""
+    """Recall@k and NDCG@k for each k, named like ``test/recall@10``.
+
+    ``compute_groups=False``: torchmetrics would otherwise merge metrics whose states are
+    equal after the first batch (recall@5 and recall@10 often are), sharing one state.
+    """
     metrics = {}
     for k in ks:
         metrics[f"recall@{k}"] = RecallAtK(k)
         metrics[f"ndcg@{k}"] = NDCGAtK(k)
-    return MetricCollection(metrics, prefix=prefix)
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 def run_dir(trainer: L.Trainer) -> str:
-    """Where a run writes its files: the logger's version directory, else the root dir."""
+    """Where a run writes its files: the logger's version directory, else the root dir.
+
+    Under DDP ``trainer.log_dir`` broadcasts from rank 0, so every rank must call this.
+    """
     directory = trainer.log_dir or trainer.default_root_dir
     os.makedirs(directory, exist_ok=True)
     return directory

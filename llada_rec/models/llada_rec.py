@@ -25,7 +25,9 @@ Training (SPEC §4) sums two masked-diffusion losses, each from one batched forw
 ``history_mask="per_item"`` replaces the token draw of L_His by an item-level one: for
 each non-pad history item, k ~ Uniform{1..M} and a uniformly random subset of k of its M
 tokens is masked; those tokens are weighted M/k (the item's own mask ratio), the
-normalisation stays |S_H|.  Every history item then has at least one masked token.
+normalisation stays |S_H|.  Every history item then has at least one masked token.  (This
+is our reading of the variant in the authors' code as the project's brief describes it; the
+code itself was not available to check.)
 ``history_mask="none"`` and ``item_mask=False`` drop a term (paper Table 4 ablations).
 
 Joint loss: L_Item + alpha * L_His.  Logits are divided by ``temperature`` in training and
@@ -46,8 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from llada_rec.decoding.beam_search import diffusion_beam_search  # TEMP until decoding/__init__ exports
-from llada_rec.decoding.index import ItemCodeIndex
+from llada_rec.decoding import ORDERS, ItemCodeIndex, diffusion_beam_search
 from llada_rec.models.base import DataInfo, SequentialRecommender
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, MaskPredictor
 
@@ -166,6 +167,8 @@ class LLaDARec(SequentialRecommender):
             raise ValueError(f"history_mask must be 'token', 'per_item' or 'none', got {history_mask!r}")
         if history_mask == "none" and not item_mask:
             raise ValueError("history_mask='none' with item_mask=False leaves no training loss")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if min(beam_size, val_beam_size) < 1:
@@ -206,6 +209,10 @@ class LLaDARec(SequentialRecommender):
         )
         self._code_index = None
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._code_index = None  # the restored item_code_table replaces the one it was built from
+
     # -- training -----------------------------------------------------------------------
     def item_loss(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
         """L_Item: the target's tokens masked at ratio r, history fully visible."""
@@ -216,7 +223,7 @@ class LLaDARec(SequentialRecommender):
         logits = self.mask_predictor.target_logits(history_tokens, history_padding, noisy_target)
         # masks are drawn given >= 1 masked: weight 1/r * P(>= 1 masked | r) keeps SPEC's expectation
         effective_ratio = ratio / prob_any_masked(ratio, num_heads)
-        return masked_diffusion_loss(logits / self.hparams.temperature, target_codes, mask, effective_ratio[:, None], float(num_heads))
+        return masked_diffusion_loss(logits.float() / self.hparams.temperature, target_codes, mask, effective_ratio[:, None], float(num_heads))
 
     def history_loss(self, history_codes: Tensor, history_padding: Tensor) -> Tensor:
         """L_His: the history's tokens masked, target absent (newest history item at position 0), / |S_H|."""
@@ -228,7 +235,7 @@ class LLaDARec(SequentialRecommender):
         logits = predictor(tokens, padding)  # [B, L*M, K]
         history_size = (~history_padding).sum(dim=1).float() * num_heads  # |S_H|
         return masked_diffusion_loss(
-            logits / self.hparams.temperature,
+            logits.float() / self.hparams.temperature,
             history_codes.reshape(batch_size, -1),
             mask.reshape(batch_size, -1),
             token_ratio.reshape(batch_size, -1),
@@ -292,6 +299,8 @@ class LLaDARec(SequentialRecommender):
         hp = self.hparams
         beam_size = hp.val_beam_size if stage == "val" else hp.beam_size
         predictor = self.mask_predictor
+        if history.numel() and int(history.max()) >= self.item_code_table.shape[0]:
+            raise ValueError(f"history holds item {int(history.max())}, but the model knows items 1..{self.item_code_table.shape[0] - 1}")
         history_padding = history == 0
         history_tokens, token_padding = predictor.history_tokens(self.item_code_table[history], history_padding)
 

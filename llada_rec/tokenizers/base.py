@@ -73,11 +73,19 @@ class SemanticIdTokenizer(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["in_dim"] = self.in_dim
+        checkpoint["tokenizer_best"] = {  # a resumed run still ends with the best state
+            "collision_rate": self.best_collision_rate,
+            "epoch": self.best_epoch,
+            "state": self._best_state,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.in_dim is None and checkpoint.get("in_dim"):
             self.in_dim = int(checkpoint["in_dim"])
             self.build(self.in_dim)
+        best = checkpoint.get("tokenizer_best")
+        if best and best.get("state") is not None:
+            self.best_collision_rate, self.best_epoch, self._best_state = best["collision_rate"], best["epoch"], best["state"]
 
     def _datamodule(self) -> Any:
         dm = getattr(self.trainer, "datamodule", None)

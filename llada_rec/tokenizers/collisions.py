@@ -62,7 +62,7 @@ def collision_rate(codes: np.ndarray) -> float:
 
 def quantization_error(codes: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """Per item, the summed squared distance to its chosen codes: [N, M], [N, M, K] -> [N]."""
-    return np.take_along_axis(distances, codes[:, :, None], axis=2)[:, :, 0].sum(1)
+    return np.take_along_axis(distances, codes[:, :, None], axis=2)[:, :, 0].astype(np.float64).sum(1)
 
 
 def _check_inputs(codes: np.ndarray, distances: np.ndarray) -> None:
@@ -150,7 +150,7 @@ def resolve_collisions(codes: np.ndarray, distances: np.ndarray) -> tuple[np.nda
     int64, report).  Items that already have a tuple of their own never change."""
     _check_inputs(codes, distances)
     codes = np.ascontiguousarray(codes, dtype=np.int64).copy()
-    distances = np.asarray(distances, dtype=np.float64)
+    distances = np.asarray(distances)
     error_before = quantization_error(codes, distances)
     collisions_before = count_collisions(codes)
     _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)

@@ -43,8 +43,8 @@ class FittedTokenizer(SemanticIdTokenizer):
         self.trainer.should_stop = True  # nothing to train: end after this epoch's validation
         return None
 
-    def configure_optimizers(self) -> Any:
-        return None
+    def configure_optimizers(self) -> list:
+        return []  # no optimizer (an empty list, unlike None, is not warned about)
 
 
 class RQKMeans(FittedTokenizer):

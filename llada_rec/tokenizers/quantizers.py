@@ -38,7 +38,8 @@ def mlp(dims: Sequence[int]) -> nn.Sequential:
 
 
 def kmeans(points: Tensor, k: int, iters: int = 20, seed: int = 0) -> Tensor:
-    """``k`` centroids [k, d] of ``points`` [n, d] by ``faiss.Kmeans`` (CPU, float32).
+    """``k`` centroids [k, d] of ``points`` [n, d] by ``faiss.Kmeans`` (CPU, float32, k-means++
+    seeding where faiss has it).
 
     With fewer than k points, the points are repeated with a little noise so that every
     centroid exists (a toy batch must not crash); faiss's subsampling keeps big inputs fast.
@@ -52,7 +53,10 @@ def kmeans(points: Tensor, k: int, iters: int = 20, seed: int = 0) -> Tensor:
         extra = x[rng.integers(0, n, size=k - n)]
         noise = rng.standard_normal(extra.shape).astype(np.float32) * (1e-3 * (x.std() + 1e-6))
         x = np.concatenate([x, extra + noise])
-    km = faiss.Kmeans(d, k, niter=iters, seed=seed, min_points_per_centroid=1, verbose=False)
+    options = {"niter": iters, "seed": seed, "min_points_per_centroid": 1, "verbose": False}
+    if hasattr(faiss, "ClusteringInitMethod_KMEANS_PLUS_PLUS"):  # faiss >= 1.12; random init before
+        options["init_method"] = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
+    km = faiss.Kmeans(d, k, **options)
     km.train(np.ascontiguousarray(x, dtype=np.float32))
     return torch.from_numpy(km.centroids.copy()).to(device=points.device, dtype=points.dtype)
 

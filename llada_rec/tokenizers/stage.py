@@ -4,7 +4,8 @@ A recommender config may name a tokenizer config (``data.tokenizer_config``) ins
 ready artifact.  ``build_semantic_ids`` then looks for the artifact under
 ``<cache_dir>/semantic_ids-<key>``, where the key hashes everything the result depends on
 (the embeddings, the item ids, the training items, the tokenizer config's ``model``,
-``trainer`` and ``seed_everything`` after defaults are filled in).  A valid artifact is
+``trainer`` and ``seed_everything`` after defaults are filled in; display and logging
+settings of the trainer excepted).  A valid artifact is
 reused; a missing or corrupt one is (re)built by training the config's tokenizer with the
 config's trainer settings on an in-memory ``ItemDataModule`` (the config's ``data`` section
 is ignored: the caller supplies the data).  Configs are parsed by jsonargparse exactly as
@@ -32,6 +33,8 @@ from llada_rec.utils import sha256_hex
 
 STAGE_VERSION = "llada-rec-semantic-ids-v1"  # bump to invalidate every cached artifact
 ConfigPaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+#: Trainer settings that change what is shown or where logs go, never the codes: not in the key.
+COSMETIC_TRAINER_KEYS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps", "logger", "default_root_dir")
 
 
 def config_parser() -> LightningArgumentParser:
@@ -65,9 +68,10 @@ def load_tokenizer_config(tokenizer_config: ConfigPaths) -> Any:
 
 def cache_key(config: Any, embeddings: np.ndarray, item_ids: Sequence[str], train_items: np.ndarray, batch_size: int) -> str:
     """Content key of an artifact: data + the settings that shape training."""
+    trainer = {k: v for k, v in config.trainer.as_dict().items() if k not in COSMETIC_TRAINER_KEYS}
     settings = {
         "model": config.model.as_dict(),
-        "trainer": config.trainer.as_dict(),
+        "trainer": trainer,
         "seed_everything": config.seed_everything,
         "batch_size": batch_size,
     }

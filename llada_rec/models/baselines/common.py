@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import lightning as L
 import numpy as np
@@ -19,7 +19,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
-from llada_rec.models.base import SequentialRecommender
+from llada_rec.models.base import DataInfo, SequentialRecommender
 from llada_rec.models.llada_rec import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,12 @@ class CountRecommender(SequentialRecommender):
     neural models.
     """
 
-    def __init__(self, top_k: int = 10, metric_ks: tuple[int, ...] = (1, 5, 10)) -> None:
+    def __init__(self, top_k: int = 10, metric_ks: Sequence[int] = (1, 5, 10)) -> None:
         super().__init__(top_k=top_k, metric_ks=metric_ks)
+        self.save_hyperparameters()  # a subclass's own arguments too (Lightning walks the __init__ frames)
         self.automatic_optimization = False
 
-    def build(self, info, item_codes: Optional[Tensor] = None) -> None:
+    def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         # 1 once the statistics are computed (saved with the checkpoint).
         self.register_buffer("fitted", torch.zeros((), dtype=torch.long))
 

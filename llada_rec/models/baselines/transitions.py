@@ -15,7 +15,7 @@ the batch's recent items at once (no Python loop over users).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -72,18 +72,11 @@ class ItemTransitions(CountRecommender):
         popularity_weight: float = 1e-6,
         exclude_history: bool = False,
         top_k: int = 10,
-        metric_ks: tuple[int, ...] = (1, 5, 10),
+        metric_ks: Sequence[int] = (1, 5, 10),
     ) -> None:
         super().__init__(top_k=top_k, metric_ks=metric_ks)
         if window < 1 or num_recent < 1:
             raise ValueError(f"window ({window}) and num_recent ({num_recent}) must be >= 1")
-        self.save_hyperparameters()
-        self.window = window
-        self.decay = decay
-        self.num_recent = num_recent
-        self.recency_decay = recency_decay
-        self.popularity_weight = popularity_weight
-        self.exclude_history = exclude_history
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         super().build(info, item_codes)
@@ -96,7 +89,7 @@ class ItemTransitions(CountRecommender):
 
     def fit_statistics(self, data: SequenceData) -> None:
         parts = training_parts(data)
-        crow, col, weight = transition_counts(parts, data.num_items, self.window, self.decay)
+        crow, col, weight = transition_counts(parts, data.num_items, self.hparams.window, self.hparams.decay)
         rows = np.repeat(np.arange(data.num_items + 1), np.diff(crow))  # [nnz] row of each entry
         prob = weight / np.bincount(rows, weights=weight, minlength=data.num_items + 1)[rows]
         counts = item_counts(parts, data.num_items)
@@ -108,11 +101,12 @@ class ItemTransitions(CountRecommender):
 
     def item_scores(self, history: Tensor) -> Tensor:
         """[B, N + 1] float64 scores of every item (column 0, the padding item, is -inf)."""
+        hp = self.hparams
         batch = history.shape[0]
         n_cols = self.popularity.shape[0]
-        recent = history[:, -self.num_recent :]  # [B, R], last item last
+        recent = history[:, -hp.num_recent :]  # [B, R], last item last
         r = recent.shape[1]
-        weight = self.recency_decay ** torch.arange(r - 1, -1, -1, device=history.device, dtype=torch.float64)
+        weight = hp.recency_decay ** torch.arange(r - 1, -1, -1, device=history.device, dtype=torch.float64)
         weight = weight.expand(batch, r) * (recent != PAD_ITEM)  # [B, R]
         # Gather every CSR row of the recent items in one go.
         rows, weight = recent.reshape(-1), weight.reshape(-1)  # [B * R]
@@ -124,8 +118,8 @@ class ItemTransitions(CountRecommender):
         target = (vote // r) * n_cols + self.transition_col[entry]  # flat [B * (N + 1)] index
         scores = torch.zeros(batch * n_cols, dtype=torch.float64, device=history.device)
         scores.index_add_(0, target, weight[vote] * self.transition_prob[entry])
-        scores = scores.view(batch, n_cols) + self.popularity_weight * self.popularity
-        if self.exclude_history:
+        scores = scores.view(batch, n_cols) + hp.popularity_weight * self.popularity
+        if hp.exclude_history:
             scores.scatter_(1, history, float("-inf"))
         scores[:, PAD_ITEM] = float("-inf")
         return scores

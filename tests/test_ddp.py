@@ -1,0 +1,60 @@
+"""Under DDP (two CPU processes, gloo) every user is evaluated and predicted exactly once."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+from lightning.pytorch.loggers import CSVLogger
+
+from llada_rec.data.datamodule import RecDataModule
+from llada_rec.models.baselines import ItemTransitions
+
+
+def write_lcrec(path: Path, num_users: int = 7) -> None:
+    # Different sequence lengths and targets so that a repeated user changes the averages.
+    inter = {}
+    for u in range(num_users):
+        length = 4 + u % 3
+        inter[f"u{u}"] = [f"i{(u * 3 + j * (u % 2 + 1)) % 9}" for j in range(length)]
+    items = {f"i{i}": {"title": f"item {i}"} for i in range(9)}
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "toy.inter.json").write_text(json.dumps(inter))
+    (path / "toy.item.json").write_text(json.dumps(items))
+
+
+def run(tmp_path: Path, data_dir: Path, devices: int, ckpt: Path) -> tuple[dict, list[dict]]:
+    root = tmp_path / f"run{devices}"
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_epochs=1,
+        logger=CSVLogger(root, name="ddp", version=0),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    dm = RecDataModule(format="lcrec", path=str(data_dir), kcore=0, batch_size=2, eval_batch_size=2)
+    model = ItemTransitions()
+    if not ckpt.exists():  # counted once on one process; DDP evaluates the same checkpoint
+        trainer.fit(model, datamodule=dm)
+        trainer.save_checkpoint(ckpt)
+    trainer.test(model, datamodule=dm, ckpt_path=str(ckpt))
+    trainer.predict(model, datamodule=dm, ckpt_path=str(ckpt))
+    run_dir = root / "ddp" / "version_0"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    return metrics, predictions
+
+
+def test_two_processes_match_one(tmp_path):
+    data_dir = tmp_path / "data"
+    write_lcrec(data_dir)
+    ckpt = tmp_path / "transitions.ckpt"
+    single_metrics, single_predictions = run(tmp_path, data_dir, 1, ckpt)
+    ddp_metrics, ddp_predictions = run(tmp_path, data_dir, 2, ckpt)
+    assert ddp_metrics == pytest.approx(single_metrics)
+    users = [row["user"] for row in ddp_predictions]
+    assert sorted(users) == sorted(f"u{u}" for u in range(7))  # none lost, none twice
+    assert sorted(ddp_predictions, key=lambda r: r["user"]) == sorted(single_predictions, key=lambda r: r["user"])

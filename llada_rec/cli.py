@@ -16,12 +16,27 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from llada_rec.data.datamodule import RecDataModule
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+#: Decoding settings a config may change when it tests or predicts with a trained checkpoint.
+DECODING_ARGS = ("beam_size", "val_beam_size", "num_steps", "order", "constrained", "decode_chunk_size", "top_k")
+
+
+class SaveAndLogConfigCallback(SaveConfigCallback):
+    """config.yaml in the run dir, and the same config in the W&B run's config."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update({"cli": self.config.as_dict()}, allow_val_change=True)
 
 
 class LLaDARecCLI(LightningCLI):
@@ -39,8 +54,19 @@ class LLaDARecCLI(LightningCLI):
             args=args,
             run=run,
             auto_configure_optimizers=False,
+            save_config_callback=SaveAndLogConfigCallback,
             **kwargs,
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """Checkpoint hyperparameters fill the model config, except decoding settings, which
+        the config keeps: inference ablations test one checkpoint with other decoders."""
+        sub = self.config.get("subcommand")
+        init_args = self.config[sub].model.get("init_args") if sub else None
+        keep = {k: init_args[k] for k in DECODING_ARGS if init_args is not None and k in init_args}
+        super()._parse_ckpt_path()
+        for key, value in keep.items():
+            self.config[sub].model.init_args[key] = value
 
 
 def lightning_main(args: Optional[Sequence[str]] = None) -> LLaDARecCLI:

@@ -242,6 +242,11 @@ def test_ablation_switches_turn_terms_off():
     loss_ni.backward()
     assert no_item.mask_predictor.output_bias.grad is not None
 
+    per_item = make_model(alpha=2.0, history_mask="per_item")  # every real history item has a masked token
+    torch.manual_seed(5)
+    _, item_pi, history_pi = per_item.compute_losses(batch)
+    assert item_pi.item() == pytest.approx(item_loss.item(), rel=1e-6) and 0 < history_pi.item() < math.inf
+
 
 def test_optimizer_groups_decay_only_linear_weights():
     model = make_model(weight_decay=0.05)

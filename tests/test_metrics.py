@@ -102,3 +102,20 @@ def test_two_processes_match_one(tmp_path):
     mp.spawn(_ddp_worker, args=(2, _free_port(), ranked, target, out_path), nprocs=2, join=True)
     distributed = torch.load(out_path, weights_only=True)
     torch.testing.assert_close(distributed, single)
+
+
+def test_ranking_collection_keeps_each_k_apart():
+    """A first batch where @5 and @10 agree must not merge their states (torchmetrics compute groups)."""
+    from llada_rec.models.base import ranking_metrics
+
+    collection = ranking_metrics((1, 5, 10), prefix="val/")
+    target = torch.tensor([1, 1])
+    filler = list(range(10, 19))
+    collection.update(torch.tensor([[1] + filler, filler[:2] + [1] + filler[2:]]), target)  # ranks 1, 3
+    collection.update(torch.tensor([filler[:7] + [1] + filler[7:], [5] * 10]), target)  # rank 8, absent
+    values = {name: value.item() for name, value in collection.compute().items()}
+    assert values["val/recall@1"] == pytest.approx(1 / 4)
+    assert values["val/recall@5"] == pytest.approx(2 / 4)
+    assert values["val/recall@10"] == pytest.approx(3 / 4)
+    assert values["val/ndcg@5"] == pytest.approx((1 + 0.5) / 4)
+    assert values["val/ndcg@10"] == pytest.approx((1 + 0.5 + disc(8)) / 4)

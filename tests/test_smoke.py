@@ -112,7 +112,6 @@ def test_report_lists_the_run(pipeline: dict) -> None:
     assert (out / "overview.png").stat().st_size > 5_000
 
 
-@pytest.mark.xfail(reason="LightningCLI applies the checkpoint's hyperparameters over the config (cli.py fix pending)", strict=False)
 def test_inference_ablation_on_a_trained_checkpoint(pipeline: dict) -> None:
     """`test --config ablations/greedy.yaml --ckpt_path CKPT` decodes greedily: one item per user."""
     cwd = os.getcwd()

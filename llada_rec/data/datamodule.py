@@ -204,6 +204,7 @@ class RecDataModule(L.LightningDataModule):
         self._data: Optional[SequenceData] = None
         self._embeddings: Optional[np.ndarray] = None
         self._item_codes: Optional[np.ndarray] = None
+        self.semantic_id_stats: dict[str, Any] = {}  # the tokenizer artifact's stats.json
         self._codebook_size = 0
         self._splits: dict[str, SequenceSamples] = {}
 
@@ -293,6 +294,7 @@ class RecDataModule(L.LightningDataModule):
                 )
             ids = SemanticIds.load(path)
             ids.check_compatible(self.item_ids)
+            self.semantic_id_stats = {"path": str(path), **ids.stats}
             self._item_codes, self._codebook_size = ids.codes, ids.codebook_size
         return self._item_codes, self._codebook_size
 

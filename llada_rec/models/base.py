@@ -73,6 +73,10 @@ class SequentialRecommender(L.LightningModule):
         info, item_codes = dm.data_info(self.needs_semantic_ids)
         self.data_info = info
         self.build(info, item_codes)
+        stats = getattr(dm, "semantic_id_stats", None)
+        if stats:  # the tokenizer's figures (collisions, usage) beside the run's metrics
+            for logger in self.loggers:
+                logger.log_hyperparams({"tokenizer_stats": stats})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_info"] = asdict(self.data_info)

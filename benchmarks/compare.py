@@ -60,6 +60,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget.add_argument("--limit-eval-batches", type=float, default=1.0, help="fraction (<= 1) or number of val/test batches: the same users for every model")
     budget.add_argument("--seed", type=int, default=0)
     budget.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    budget.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (one device per model)")
     size = p.add_argument_group("model size (SASRec, TIGER and LLaDA-Rec alike)")
     size.add_argument("--d-model", type=int, default=64)
     size.add_argument("--layers", type=int, default=2)
@@ -156,7 +157,7 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     L.seed_everything(args.seed, workers=True, verbose=False)
     datamodule = data_module(args, semantic_ids)
     model = make_model(name, args)
-    checkpoint = ModelCheckpoint(dirpath=out / name / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1)
+    checkpoint = ModelCheckpoint(monitor=MONITOR, mode="max", save_top_k=1)  # in the logger's run directory
     trainer = L.Trainer(
         max_epochs=args.max_epochs,
         max_time={"minutes": args.max_minutes} if args.max_minutes else None,
@@ -166,9 +167,9 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
         callbacks=[checkpoint],
         logger=CSVLogger(out, name=name),
-        accelerator="cpu",
+        accelerator=args.accelerator,
         devices=1,
-        deterministic=True,
+        deterministic="warn",  # deterministic kernels where they exist (all of them on CPU)
         enable_progress_bar=False,
         enable_model_summary=False,
     )

@@ -99,6 +99,15 @@ class CountRecommender(SequentialRecommender):
     def fit_statistics(self, data: SequenceData) -> None:
         raise NotImplementedError
 
+    def setup(self, stage: str) -> None:
+        # DDP refuses a module without trainable parameters; counting needs no second process.
+        if stage == "fit" and self.trainer.world_size > 1:
+            raise ValueError(
+                f"{type(self).__name__} has nothing to train: fit it in one process (--trainer.devices 1); "
+                "test and predict may run on several"
+            )
+        super().setup(stage)
+
     def _ensure_fitted(self) -> None:
         if int(self.fitted) == 0:
             data = self.trainer.datamodule.data

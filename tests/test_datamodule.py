@@ -34,12 +34,14 @@ def test_collate_empty_history_gets_one_pad_column():
 
 @pytest.mark.parametrize("size,replicas", [(10, 3), (7, 2), (2, 4), (12, 4)])
 def test_eval_sampler_covers_every_sample_exactly_once(size, replicas):
-    dataset = SequenceSamples([(i, [1], 2) for i in range(size)])
+    dataset = SequenceSamples([(i, [1] * (1 + (i * 7) % 5), 2) for i in range(size)])
     seen = []
     for rank in range(replicas):
         sampler = EvalDistributedSampler(dataset, replicas, rank)
         indices = list(sampler)
         assert len(indices) == len(sampler)
+        lengths = [len(dataset.samples[i][1]) for i in indices]
+        assert lengths == sorted(lengths)  # batches of similar length, little padding
         seen.extend(indices)
     assert sorted(seen) == list(range(size))
 

@@ -13,15 +13,6 @@ from llada_rec.tokenizers.quantizers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and stay fast on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_multihead_picks_nearest_code_per_head():
     torch.manual_seed(0)
     quantizer = MultiHeadVectorQuantizer(num_heads=3, codebook_size=16, code_dim=5)

@@ -59,16 +59,24 @@ def collate_sequences(rows: list[tuple[int, int, list[int], int]]) -> dict[str, 
 
 
 class EvalDistributedSampler(DistributedSampler):
-    """Splits an evaluation set across processes without the repeated padding samples that
-    ``DistributedSampler`` adds, so that every user is counted exactly once."""
+    """Evaluation order: samples sorted by history length, split across processes.
 
-    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+    Unlike ``DistributedSampler`` it adds no repeated samples to even out the processes, so
+    every user is counted exactly once.  Sorting by length makes each batch's histories
+    about equally long, so little time goes into padding (results do not depend on order).
+    Being a ``DistributedSampler``, Lightning leaves it in place.
+    """
+
+    def __init__(self, dataset: SequenceSamples, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
-        self.num_samples = len(range(rank, len(dataset), num_replicas))  # type: ignore[arg-type]
-        self.total_size = len(dataset)  # type: ignore[arg-type]
+        lengths = [len(history) for _, history, _ in dataset.samples]
+        by_length = sorted(range(len(lengths)), key=lengths.__getitem__)  # stable
+        self.indices = by_length[rank::num_replicas]
+        self.num_samples = len(self.indices)
+        self.total_size = len(lengths)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.total_size, self.num_replicas))
+        return iter(self.indices)
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ class RecDataModule(L.LightningDataModule):
     def item_codes(self) -> tuple[np.ndarray, int]:
         """([N, M] semantic-ID codes, codebook size K), from an artifact or the automatic stage."""
         if self._item_codes is None:
-            from llada_rec.tokenizers.artifact import SemanticIds
+            from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 
             path = self.semantic_ids_path
             if path is None:
@@ -293,7 +301,7 @@ class RecDataModule(L.LightningDataModule):
                     batch_size=self.item_batch_size,
                 )
             ids = SemanticIds.load(path)
-            ids.check_compatible(self.item_ids)
+            ids.check_compatible(self.item_ids, embeddings_hash=embeddings_hash(self.embeddings))
             self.semantic_id_stats = {"path": str(path), **ids.stats}
             self._item_codes, self._codebook_size = ids.codes, ids.codebook_size
         return self._item_codes, self._codebook_size
@@ -341,9 +349,10 @@ class RecDataModule(L.LightningDataModule):
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.split(name)
         sampler = None
-        trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
-            sampler = EvalDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
+        if not shuffle:
+            trainer = self.trainer
+            replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+            sampler = EvalDistributedSampler(dataset, replicas, rank)
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             dataset,

@@ -96,7 +96,8 @@ class VQAutoencoder(SemanticIdTokenizer):
             self._from_rank_zero(self.quantizer.codebooks.data)
         x_hat, q = self(x)
         losses = self.losses(x, x_hat, q)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("train/loss", losses["loss"], prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
         counts = self.quantizer.code_counts(q.codes)  # [M, K]
         for m, ppl in enumerate(perplexity(counts)):
             self.log(f"train/perplexity_h{m}", ppl, on_step=False, on_epoch=True, batch_size=len(x))

@@ -145,7 +145,7 @@ class SemanticIdTokenizer(L.LightningModule):
         keep[1:] = items[order][1:] != items[order][:-1]
         table = codes[order][keep].cpu().numpy()  # [N, M], by item
         rate = collision_rate(table)
-        self.log("val/collision_rate", rate, sync_dist=False)
+        self.log("val/collision_rate", rate, prog_bar=True, sync_dist=False)
         counts = torch.zeros(self.num_heads, self.codebook_size)
         counts.scatter_add_(1, torch.as_tensor(table.T), torch.ones(table.T.shape))
         for m, (ppl, used) in enumerate(zip(perplexity(counts), (counts > 0).float().mean(1))):

@@ -35,7 +35,9 @@ class FittedTokenizer(SemanticIdTokenizer):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        self.fit_codes(self.train_embeddings())
+        embeddings = self.train_embeddings()
+        print(f"{type(self).__name__}: fitting {self.num_heads} x {self.codebook_size} codes on {len(embeddings)} items")
+        self.fit_codes(embeddings)
         for buffer in self.buffers():
             self._from_rank_zero(buffer)
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.data.datamodule import RecDataModule, SequenceSamples
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.report import TABLE_COLUMNS
 from llada_rec.utils import atomic_write_text
@@ -57,7 +58,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     budget.add_argument("--max-epochs", type=int, default=5, help="per neural model (also sets the LR schedule)")
     budget.add_argument("--max-minutes", type=float, default=None, help="training wall-time cap per model (trainer.max_time)")
-    budget.add_argument("--limit-eval-batches", type=float, default=1.0, help="fraction (<= 1) or number of val/test batches: the same users for every model")
+    budget.add_argument("--eval-users", type=int, default=None, help="validate and test on this many users drawn with --seed (the same for every model); default all")
     budget.add_argument("--seed", type=int, default=0)
     budget.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     budget.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (one device per model)")
@@ -110,9 +111,31 @@ def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
     raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
 
 
+class EvalSubsetDataModule(RecDataModule):
+    """RecDataModule whose validation and test splits keep ``eval_users`` users drawn at random
+    (seeded; the same users in both splits, for every model), to fit CPU budgets.
+
+    A random draw, not the first batches: evaluation batches are ordered by history length.
+    """
+
+    def __init__(self, *args: Any, eval_users: Optional[int] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_users = eval_users
+
+    def split(self, name: str) -> SequenceSamples:
+        if name in ("val", "test") and name not in self._splits and self.eval_users:
+            samples = self.data.samples(name, self.max_history)  # one per user, in user order
+            if self.eval_users < len(samples):
+                keep = np.random.default_rng(self.seed).choice(len(samples), self.eval_users, replace=False)
+                samples = [samples[i] for i in sorted(keep)]
+            self._splits[name] = SequenceSamples(samples)
+        return super().split(name)
+
+
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) -> RecDataModule:
     embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
-    return RecDataModule(
+    return EvalSubsetDataModule(
+        eval_users=args.eval_users,
         **embedding,
         pca_dim=args.pca_dim or None,
         format=args.format,
@@ -161,8 +184,6 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     trainer = L.Trainer(
         max_epochs=args.max_epochs,
         max_time={"minutes": args.max_minutes} if args.max_minutes else None,
-        limit_val_batches=args.limit_eval_batches,
-        limit_test_batches=args.limit_eval_batches,
         num_sanity_val_steps=0,
         gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
         callbacks=[checkpoint],

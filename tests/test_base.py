@@ -16,3 +16,15 @@ def test_metric_collection_keeps_each_k_separate():
     assert result["test/recall@1"] == 0.0
     expected_ndcg10 = (1 / torch.log2(torch.tensor(4.0)) + 1 / torch.log2(torch.tensor(8.0))) / 2
     assert abs(result["test/ndcg@10"] - float(expected_ndcg10)) < 1e-6
+
+
+def test_valid_unique_counts_returned_entries_only():
+    from llada_rec.models.base import SequentialRecommender
+
+    model = SequentialRecommender(top_k=4, metric_ks=(1, 4))
+    inf = float("inf")
+    items = torch.tensor([[5, 0, 5, 0], [3, 4, 0, 0]])
+    scores = torch.tensor([[-1.0, -2.0, -3.0, -inf], [-1.0, -2.0, -inf, -inf]])
+    model._count_valid_unique(items, scores)
+    # row 0: 3 returned, item 0 (no item) and a repeated 5 are bad; row 1: 2 returned, both good
+    assert model._valid_unique == [1 + 2, 3 + 2]

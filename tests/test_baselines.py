@@ -256,7 +256,7 @@ def test_most_popular_fit_test_predict_with_trainer(tmp_path):
     assert metrics["test/recall@5"] == pytest.approx(4 / 5)
     assert metrics["test/recall@10"] == pytest.approx(1.0)
     assert metrics["test/ndcg@5"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 5, rel=1e-6)
-    assert metrics["test/valid_unique"] == pytest.approx(0.7)  # 7 items in a top 10
+    assert metrics["test/valid_unique"] == 1.0  # 7 distinct items; the 3 padded slots (-inf) do not count
 
     trainer.predict(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
@@ -286,12 +286,14 @@ def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
 @pytest.mark.parametrize("model_class", [SASRec, TIGER])
 def test_neural_model_fit_test_and_reload(tmp_path, model_class):
     from llada_rec.data.datamodule import RecDataModule
-    from llada_rec.tokenizers.artifact import SemanticIds
+    from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 
     write_lcrec(tmp_path)
+    datamodule = RecDataModule(
+        format="lcrec", path=str(tmp_path), kcore=0, batch_size=4, semantic_ids=str(tmp_path / "ids"), cache_dir=str(tmp_path / "cache")
+    )
     codes = torch.cartesian_prod(torch.arange(3), torch.arange(3))[:7].numpy()  # 7 unique tuples, M=2, K=3
-    SemanticIds(codes, 3, [str(i) for i in range(7)], "0" * 64).save(tmp_path / "ids")
-    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=4, semantic_ids=str(tmp_path / "ids"))
+    SemanticIds(codes, 3, datamodule.item_ids, embeddings_hash(datamodule.embeddings)).save(tmp_path / "ids")
     size = dict(d_model=16, num_layers=1, num_attention_heads=2, top_k=5, metric_ks=(1, 5))
     model = model_class(**size, **({"beam_size": 7, "val_beam_size": 7} if model_class is TIGER else {}))
     trainer = tiny_trainer(tmp_path / "run", max_epochs=2)

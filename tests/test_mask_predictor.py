@@ -183,3 +183,19 @@ def test_causal_variants_hide_later_items_through_every_layer(attention: str):
         changed = model(tokens, padding)
     torch.testing.assert_close(changed[:, : 2 * M], base[:, : 2 * M])
     assert not torch.allclose(changed[:, -1], base[:, -1])
+
+
+@pytest.mark.parametrize("attention", ["bidirectional", "causal", "inter_item_causal", "intra_item_causal"])
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_target_logits_equal_the_full_forward_at_the_target(attention: str, num_layers: int):
+    # target_logits computes only the target's queries in the last layer; same numbers.
+    model = tiny_predictor(attention, num_layers=num_layers)
+    history_codes, history_padding, target_codes = random_sequence(batch_size=3, length=4)
+    history_padding[0, :2] = True  # left padding
+    target_codes[:, 0] = -1
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        full = model(tokens, padding)[:, -M:]
+        history_tokens, token_padding = model.history_tokens(history_codes, history_padding)
+        fast = model.target_logits(history_tokens, token_padding, target_codes)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)

@@ -88,19 +88,23 @@ class SequentialRecommender(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        items, _ = self.recommend(batch["history"], self.top_k, stage)
+        items, scores = self.recommend(batch["history"], self.top_k, stage)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(items, batch["target"])
-        self._count_valid_unique(items)
+        self._count_valid_unique(items, scores)
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=items.shape[0])
 
-    def _count_valid_unique(self, items: Tensor) -> None:
+    def _count_valid_unique(self, items: Tensor, scores: Tensor) -> None:
+        """Count returned entries (finite score; -inf marks padding when fewer than k were
+        found) and those among them that are an item (> 0) not returned earlier in the row."""
+        returned = torch.isfinite(scores)
+        items = torch.where(returned, items, torch.full_like(items, -1))
         sorted_items, _ = items.sort(dim=-1)
         duplicate = torch.zeros_like(items, dtype=torch.bool)
         duplicate[:, 1:] = sorted_items[:, 1:] == sorted_items[:, :-1]
         good = (sorted_items > 0) & ~duplicate
         self._valid_unique[0] += int(good.sum())
-        self._valid_unique[1] += items.numel()
+        self._valid_unique[1] += int(returned.sum())
 
     def _log_valid_unique(self, stage: str) -> None:
         counts = torch.tensor(self._valid_unique, dtype=torch.float64, device=self.device)

@@ -124,8 +124,9 @@ class MaskPredictor(nn.Module):
         return torch.cat([history_tokens, target], dim=1), torch.cat([history_padding, target_padding], dim=1)
 
     # -- network ------------------------------------------------------------------------
-    def encode(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
-        """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]."""
+    def encode(self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None) -> Tensor:
+        """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]
+        (only the last ``num_outputs`` positions' states when given)."""
         batch_size, seq_len = tokens.shape
         if seq_len % self.num_heads != 0:
             raise ValueError(f"sequence length {seq_len} is not a multiple of M={self.num_heads}")
@@ -137,7 +138,7 @@ class MaskPredictor(nn.Module):
         head = torch.arange(self.num_heads, device=device).repeat(num_items)  # [S]
         x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
         structure = structure_mask(self.attention, num_items, self.num_heads, device)
-        return self.encoder(self.embedding_dropout(x), attention_mask(padding_mask, structure))
+        return self.encoder(self.embedding_dropout(x), attention_mask(padding_mask, structure), num_outputs)
 
     def head_logits(self, hidden: Tensor) -> Tensor:
         """hidden [B, S', D] whose first token is head 0 (S' multiple of M) -> logits [B, S', K]."""
@@ -153,8 +154,7 @@ class MaskPredictor(nn.Module):
     def target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
         """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and target_codes [B, M]."""
         tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
-        hidden = self.encode(tokens, padding)
-        return self.head_logits(hidden[:, -self.num_heads :])
+        return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads))
 
 
 def _init_weights(module: nn.Module) -> None:

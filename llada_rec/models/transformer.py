@@ -50,13 +50,16 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, num_queries: Optional[int] = None) -> Tensor:
+        """x [B, S, D] -> [B, Q, D] for the last Q = ``num_queries`` positions (all if None)."""
         batch_size, seq_len, d_model = x.shape
         q, k, v = self.qkv(x).split(d_model, dim=-1)  # each [B, S, D]
+        if num_queries is not None:
+            q, mask = q[:, -num_queries:], mask[..., -num_queries:, :]
         # [B, S, D] -> [B, H, S, D/H]
-        q, k, v = (t.view(batch_size, seq_len, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.reshape(batch_size, -1, self.num_heads, d_model // self.num_heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(batch_size, seq_len, d_model)
+        y = y.transpose(1, 2).reshape(batch_size, -1, d_model)
         return self.resid_dropout(self.proj(y))
 
 
@@ -81,8 +84,10 @@ class TransformerLayer(nn.Module):
         self.ln_ffn = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn_ratio, dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_attn(x), mask)
+    def forward(self, x: Tensor, mask: Tensor, num_queries: Optional[int] = None) -> Tensor:
+        """Outputs for the last ``num_queries`` positions only (all if None)."""
+        attended = self.attn(self.ln_attn(x), mask, num_queries)
+        x = (x if num_queries is None else x[:, -num_queries:]) + attended
         return x + self.ffn(self.ln_ffn(x))
 
 
@@ -98,7 +103,11 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(d_model, num_heads, ffn_ratio, dropout) for _ in range(num_layers))
         self.ln_final = nn.LayerNorm(d_model)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x, mask)
+    def forward(self, x: Tensor, mask: Tensor, num_outputs: Optional[int] = None) -> Tensor:
+        """``num_outputs``: return only the last positions' states [B, num_outputs, D]; the
+        last layer then computes just those queries (the other outputs are never read)."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, num_outputs if i == len(self.layers) - 1 else None)
+        if num_outputs is not None and not self.layers:
+            x = x[:, -num_outputs:]
         return self.ln_final(x)

@@ -18,6 +18,8 @@ DATASETS = ["demo", "scientific", "instrument", "game"]
 DATASET_CONFIGS = [f"experiments/{d}.yaml" for d in DATASETS]
 TOKENIZER_DATASET_CONFIGS = [f"experiments/tokenizer/{d}.yaml" for d in DATASETS]
 TOKENIZER_MODEL_CONFIGS = ["experiments/tokenizer/rqvae.yaml", "experiments/tokenizer/rqkmeans.yaml", "experiments/tokenizer/opq.yaml"]
+#: stand-alone CPU-sized configs (benchmark runs on ../shared/data)
+CPU_CONFIGS = ["experiments/amazon18_scientific_cpu.yaml", "experiments/tokenizer/cpu.yaml"]
 
 
 def rel(path: Path) -> str:
@@ -31,7 +33,7 @@ SWEEPS = sorted(rel(p) for p in (EXPERIMENTS / "sweeps").glob("*.yaml"))
 
 #: each combination: the argument list and the config files it composes (in order)
 COMBINATIONS: list[list[str]] = (
-    [[c] for c in DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS]
+    [[c] for c in DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS + CPU_CONFIGS]
     + [[t, m] for t in TOKENIZER_DATASET_CONFIGS for m in TOKENIZER_MODEL_CONFIGS]
     + [[d, b] for d in DATASET_CONFIGS for b in BASELINES]
     + [[d, a] for d in DATASET_CONFIGS for a in ABLATIONS]
@@ -73,7 +75,7 @@ def loggers(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_experiment_yaml_is_covered() -> None:
-    covered = set(DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS + TOKENIZER_MODEL_CONFIGS + BASELINES + ABLATIONS + LOGGERS + SWEEPS)
+    covered = set(DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS + CPU_CONFIGS + TOKENIZER_MODEL_CONFIGS + BASELINES + ABLATIONS + LOGGERS + SWEEPS)
     on_disk = {rel(p) for p in EXPERIMENTS.rglob("*.yaml")}
     assert on_disk - covered == set(), "new experiment YAML: add it to a category in tests/test_configs.py"
     assert len(ABLATIONS) >= 14 and LOGGERS == ["experiments/loggers/wandb.yaml"]

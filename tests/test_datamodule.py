@@ -89,3 +89,21 @@ def test_item_view_batches():
         assert torch.equal(emb, torch.as_tensor(embeddings[item - 1]))
     val = next(iter(dm.val_dataloader()))
     assert val["item"].tolist() == [1, 2, 3, 4]
+
+
+def test_val_max_users_takes_a_fixed_subset(tmp_path):
+    import json
+
+    from llada_rec.data.datamodule import RecDataModule
+
+    inter = {f"u{u}": [f"i{(u + j) % 6}" for j in range(4)] for u in range(20)}
+    (tmp_path / "toy.inter.json").write_text(json.dumps(inter))
+    (tmp_path / "toy.item.json").write_text(json.dumps({f"i{i}": {"title": f"t{i}"} for i in range(6)}))
+    full = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0)
+    subset = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7)
+    again = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7)
+    chosen = subset.split("val").samples
+    assert len(chosen) == 7 and len(full.split("val").samples) == 20
+    assert chosen == again.split("val").samples  # seeded: the same users every epoch and run
+    assert set(map(tuple, [(u, tuple(h), t) for u, h, t in chosen])) <= {(u, tuple(h), t) for u, h, t in full.split("val").samples}
+    assert len(subset.split("test").samples) == 20  # test keeps every user

@@ -154,6 +154,8 @@ class RecDataModule(L.LightningDataModule):
             ``experiments/tokenizer/rqvae.yaml`` to use RQ-VAE codes (TIGER, Table 4).
         predict_histories: JSONL file of ``{"user": ..., "history": [item ids]}`` to
             recommend for; by default ``predict`` uses the test users' histories.
+        val_max_users: validate on a fixed random subset of this many users (cheap
+            per-epoch validation on large data; test always uses every user).
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class RecDataModule(L.LightningDataModule):
         cache_dir: str = ".cache/llada_rec",
         batch_size: int = 256,
         eval_batch_size: int = 256,
+        val_max_users: Optional[int] = None,
         item_batch_size: int = 2048,
         num_workers: int = 0,
         seed: int = 0,
@@ -206,6 +209,7 @@ class RecDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.val_max_users = val_max_users
         self.item_batch_size = item_batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -343,6 +347,9 @@ class RecDataModule(L.LightningDataModule):
                 samples = self._predict_samples()
             else:
                 samples = self.data.samples(name, self.max_history)
+            if name == "val" and self.val_max_users is not None and self.val_max_users < len(samples):
+                keep = np.random.default_rng(self.seed).choice(len(samples), self.val_max_users, replace=False)
+                samples = [samples[i] for i in sorted(keep)]
             self._splits[name] = SequenceSamples(samples)
         return self._splits[name]
 

@@ -18,8 +18,8 @@ from llada_rec.models.llada_rec import (
     prob_any_masked,
     sample_history_mask,
     sample_target_mask,
-    warmup_cosine,
 )
+from llada_rec.models.optim import warmup_cosine
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 

@@ -50,6 +50,7 @@ from torch import Tensor
 
 from llada_rec.decoding import ORDERS, ItemCodeIndex, diffusion_beam_search
 from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, MaskPredictor
 
 
@@ -115,14 +116,6 @@ def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: 
     weighted = torch.where(mask, nll / ratio, torch.zeros_like(nll))
     normaliser = torch.as_tensor(normaliser, dtype=torch.float32, device=logits.device)
     return (weighted.sum(dim=1) / normaliser).mean()
-
-
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Learning-rate factor: linear warm-up to 1 over ``warmup_steps``, then cosine to 0."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 # -- the LightningModule ----------------------------------------------------------------
@@ -265,23 +258,8 @@ class LLaDARec(SequentialRecommender):
         return loss
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for module in self.modules():
-            for name, param in module.named_parameters(recurse=False):
-                if not param.requires_grad:
-                    continue
-                (decay if isinstance(module, nn.Linear) and name == "weight" else no_decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
-        )
-        total_steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total_steps):
-            raise ValueError("the cosine schedule needs a finite number of steps: set max_epochs or max_steps")
-        total_steps = int(total_steps)
-        warmup_steps = max(1, int(self.hparams.warmup_ratio * total_steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        hp = self.hparams
+        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
     # -- recommendation -----------------------------------------------------------------
     def code_index(self) -> ItemCodeIndex:

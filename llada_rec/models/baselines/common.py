@@ -20,7 +20,6 @@ from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
 from llada_rec.models.base import DataInfo, SequentialRecommender
-from llada_rec.models.llada_rec import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +40,6 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
         items = torch.cat([items, items.new_zeros(batch, pad)], dim=1)
         top_scores = torch.cat([top_scores, top_scores.new_full((batch, pad), float("-inf"))], dim=1)
     return items, top_scores
-
-
-def adamw_warmup_cosine(module: nn.Module, trainer: L.Trainer, lr: float, weight_decay: float, warmup_ratio: float) -> dict[str, Any]:
-    """AdamW (decay on Linear weights only) with linear warm-up then cosine decay per step.
-
-    The same optimisation recipe as LLaDA-Rec, so the neural baselines differ from it only
-    in the model.
-    """
-    decay, no_decay = [], []
-    for sub in module.modules():
-        for name, param in sub.named_parameters(recurse=False):
-            if param.requires_grad:
-                (decay if isinstance(sub, nn.Linear) and name == "weight" else no_decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
-    )
-    total_steps = trainer.estimated_stepping_batches
-    if not math.isfinite(total_steps):
-        raise ValueError("the cosine schedule needs a finite number of steps: set max_epochs or max_steps")
-    total_steps = int(total_steps)
-    warmup_steps = max(1, int(warmup_ratio * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def training_parts(data: SequenceData) -> list[list[int]]:

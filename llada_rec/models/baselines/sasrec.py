@@ -22,7 +22,8 @@ from torch import Tensor
 
 from llada_rec.data.dataset import PAD_ITEM
 from llada_rec.models.base import DataInfo, SequentialRecommender
-from llada_rec.models.baselines.common import adamw_warmup_cosine, top_k_items
+from llada_rec.models.baselines.common import top_k_items
+from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.transformer import TransformerEncoder, attention_mask
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from llada_rec.decoding import ItemCodeIndex, diffusion_beam_search
 from llada_rec.models.base import DataInfo, SequentialRecommender
-from llada_rec.models.baselines.common import adamw_warmup_cosine
+from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.mask_predictor import MaskPredictor
 
 

@@ -40,18 +40,17 @@ Recommendation decodes with ``llada_rec.decoding.diffusion_beam_search`` (SPEC Â
 
 from __future__ import annotations
 
-import math
 from typing import Literal, Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from llada_rec.decoding import ORDERS, ItemCodeIndex, diffusion_beam_search
-from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.decoding import ORDERS
+from llada_rec.models.base import DataInfo
 from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, MaskPredictor
+from llada_rec.models.semantic_ids import SemanticIdRecommender
 
 
 # -- masking and losses: pure functions -------------------------------------------------
@@ -119,10 +118,8 @@ def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: 
 
 
 # -- the LightningModule ----------------------------------------------------------------
-class LLaDARec(SequentialRecommender):
+class LLaDARec(SemanticIdRecommender):
     """Bidirectional mask predictor over [history ; target] semantic IDs, decoded by beam search."""
-
-    needs_semantic_ids = True
 
     def __init__(
         self,
@@ -169,29 +166,17 @@ class LLaDARec(SequentialRecommender):
         if not 0.0 <= warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         self.mask_predictor: Optional[MaskPredictor] = None
-        self._code_index: Optional[ItemCodeIndex] = None
-        self._code_index_device: Optional[torch.device] = None
 
     # -- set-up -------------------------------------------------------------------------
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         """Create the mask predictor; keep the codes as buffer ``item_code_table`` [N+1, M] (row 0 = padding)."""
-        num_heads, codebook_size = info.num_heads, info.codebook_size
-        if num_heads < 1 or codebook_size < 1:
-            raise ValueError(f"LLaDARec needs semantic IDs: DataInfo has num_heads={num_heads}, codebook_size={codebook_size}")
-        if num_heads % self.hparams.num_steps != 0:
-            raise ValueError(f"num_steps={self.hparams.num_steps} must divide the number of heads M={num_heads}")
-        table = torch.zeros(info.num_items + 1, num_heads, dtype=torch.long)
-        if item_codes is not None:  # None when rebuilding from a checkpoint: the state dict fills it
-            if tuple(item_codes.shape) != (info.num_items, num_heads):
-                raise ValueError(f"item_codes has shape {tuple(item_codes.shape)}, expected ({info.num_items}, {num_heads})")
-            if int(item_codes.min()) < 0 or int(item_codes.max()) >= codebook_size:
-                raise ValueError(f"item_codes values must lie in [0, {codebook_size}), got [{int(item_codes.min())}, {int(item_codes.max())}]")
-            table[1:] = item_codes.long()
-        self.register_buffer("item_code_table", table)
+        if info.num_heads >= 1 and info.num_heads % self.hparams.num_steps != 0:
+            raise ValueError(f"num_steps={self.hparams.num_steps} must divide the number of heads M={info.num_heads}")
+        self.register_code_table(info, item_codes)
         hp = self.hparams
         self.mask_predictor = MaskPredictor(
-            num_heads=num_heads,
-            codebook_size=codebook_size,
+            num_heads=info.num_heads,
+            codebook_size=info.codebook_size,
             max_items=info.max_history + 1,
             d_model=hp.d_model,
             num_layers=hp.num_layers,
@@ -200,11 +185,6 @@ class LLaDARec(SequentialRecommender):
             dropout=hp.dropout,
             attention=hp.attention,
         )
-        self._code_index = None
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self._code_index = None  # the restored item_code_table replaces the one it was built from
 
     # -- training -----------------------------------------------------------------------
     def item_loss(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
@@ -262,43 +242,17 @@ class LLaDARec(SequentialRecommender):
         return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
     # -- recommendation -----------------------------------------------------------------
-    def code_index(self) -> ItemCodeIndex:
-        """The valid-tuple index of the decoder, built once per device from ``item_code_table``."""
-        device = self.item_code_table.device
-        if self._code_index is None or self._code_index_device != device:
-            index = ItemCodeIndex(self.item_code_table[1:], codebook_size=self.mask_predictor.codebook_size)
-            self._code_index = index.to(device)
-            self._code_index_device = device
-        return self._code_index
-
-    @torch.no_grad()
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
         """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first."""
         hp = self.hparams
-        beam_size = hp.val_beam_size if stage == "val" else hp.beam_size
-        predictor = self.mask_predictor
-        if history.numel() and int(history.max()) >= self.item_code_table.shape[0]:
-            raise ValueError(f"history holds item {int(history.max())}, but the model knows items 1..{self.item_code_table.shape[0] - 1}")
-        history_padding = history == 0
-        history_tokens, token_padding = predictor.history_tokens(self.item_code_table[history], history_padding)
-
-        def log_prob_fn(rows: Tensor, target: Tensor) -> Tensor:
-            """rows [R] (user in the batch), target [R, M] (-1 = masked) -> log-probs [R, M, K] float32."""
-            chunks = []
-            for start in range(0, rows.shape[0], hp.decode_chunk_size):
-                user = rows[start : start + hp.decode_chunk_size]
-                logits = predictor.target_logits(history_tokens[user], token_padding[user], target[start : start + hp.decode_chunk_size])
-                chunks.append(F.log_softmax(logits.float() / hp.temperature, dim=-1))
-            return torch.cat(chunks)
-
-        result = diffusion_beam_search(
-            log_prob_fn,
-            history.shape[0],
-            self.code_index(),
-            beam_size=beam_size,
+        return self.decode(
+            self.mask_predictor,
+            history,
+            k,
+            beam_size=hp.val_beam_size if stage == "val" else hp.beam_size,
             num_steps=hp.num_steps,
-            top_k=k,
             order=hp.order,
             constrained=hp.constrained,
+            temperature=hp.temperature,
+            chunk_size=hp.decode_chunk_size,
         )
-        return result.items, result.log_probs

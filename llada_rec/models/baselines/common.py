@@ -9,13 +9,10 @@ neural model.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Optional, Sequence
 
-import lightning as L
 import numpy as np
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from llada_rec.decoding import ItemCodeIndex, diffusion_beam_search
-from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.models.base import DataInfo
 from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.mask_predictor import MaskPredictor
+from llada_rec.models.semantic_ids import SemanticIdRecommender
 
 
 class CausalCodePredictor(MaskPredictor):
@@ -48,7 +48,7 @@ class CausalCodePredictor(MaskPredictor):
         return torch.cat([history_tokens, shifted], dim=1), torch.cat([history_padding, padding], dim=1)
 
 
-class TIGER(SequentialRecommender):
+class TIGER(SemanticIdRecommender):
     """Generative retrieval over semantic IDs with an autoregressive Transformer.
 
     Args:
@@ -57,8 +57,6 @@ class TIGER(SequentialRecommender):
         beam_size, val_beam_size: beams in test/predict and in validation (>= top_k).
         decode_chunk_size: rows (user x beam) per network call while decoding.
     """
-
-    needs_semantic_ids = True
 
     def __init__(
         self,
@@ -81,18 +79,10 @@ class TIGER(SequentialRecommender):
         if min(beam_size, val_beam_size) < top_k:
             raise ValueError(f"beam_size={beam_size} and val_beam_size={val_beam_size} must be >= top_k={top_k}")
         self.network: Optional[CausalCodePredictor] = None
-        self._code_index: Optional[ItemCodeIndex] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         """Network plus the codes as buffer ``item_code_table`` [N + 1, M] (row 0 = padding)."""
-        if info.num_heads < 1 or info.codebook_size < 1:
-            raise ValueError(f"TIGER needs semantic IDs: DataInfo has num_heads={info.num_heads}, codebook_size={info.codebook_size}")
-        table = torch.zeros(info.num_items + 1, info.num_heads, dtype=torch.long)
-        if item_codes is not None:  # None when rebuilt from a checkpoint: the state dict fills it
-            if tuple(item_codes.shape) != (info.num_items, info.num_heads):
-                raise ValueError(f"item_codes has shape {tuple(item_codes.shape)}, expected ({info.num_items}, {info.num_heads})")
-            table[1:] = item_codes.long()
-        self.register_buffer("item_code_table", table)
+        self.register_code_table(info, item_codes)
         hp = self.hparams
         self.network = CausalCodePredictor(
             num_heads=info.num_heads,
@@ -104,7 +94,6 @@ class TIGER(SequentialRecommender):
             ffn_ratio=hp.ffn_ratio,
             dropout=hp.dropout,
         )
-        self._code_index = None
 
     def history_tokens(self, history: Tensor) -> tuple[Tensor, Tensor]:
         """history [B, L] items -> code tokens and padding [B, L*M]."""
@@ -126,39 +115,19 @@ class TIGER(SequentialRecommender):
         hp = self.hparams
         return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
-    def code_index(self) -> ItemCodeIndex:
-        """The prefix constraint (valid item tuples), built once per device."""
-        device = self.item_code_table.device
-        if self._code_index is None or self._code_index.device != device:
-            self._code_index = ItemCodeIndex(self.item_code_table[1:], self.data_info.codebook_size).to(device)
-        return self._code_index
-
-    @torch.no_grad()
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
-        """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first."""
+        """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first:
+        left to right, one code per step, each step constrained to prefixes of items (a trie)."""
         hp = self.hparams
         beam_size = hp.val_beam_size if stage == "val" else hp.beam_size
         if k > beam_size:
             raise ValueError(f"k={k} exceeds the beam size {beam_size} used in stage {stage!r}")
-        tokens, padding = self.history_tokens(history)
-
-        def log_prob_fn(rows: Tensor, target: Tensor) -> Tensor:
-            """rows [R] (user in the batch), target [R, M] (-1 = unfilled) -> [R, M, K] float32."""
-            chunks = []
-            for start in range(0, rows.shape[0], hp.decode_chunk_size):
-                user = rows[start : start + hp.decode_chunk_size]
-                logits = self.network.target_logits(tokens[user], padding[user], target[start : start + hp.decode_chunk_size])
-                chunks.append(F.log_softmax(logits.float(), dim=-1))
-            return torch.cat(chunks)
-
-        result = diffusion_beam_search(
-            log_prob_fn,
-            history.shape[0],
-            self.code_index(),
+        return self.decode(
+            self.network,
+            history,
+            k,
             beam_size=beam_size,
             num_steps=self.data_info.num_heads,
-            top_k=k,
             order="left_to_right",
-            constrained=True,
+            chunk_size=hp.decode_chunk_size,
         )
-        return result.items, result.log_probs

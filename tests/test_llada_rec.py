@@ -24,15 +24,6 @@ from llada_rec.models.optim import warmup_cosine
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: extra intra-op threads only spin against other processes on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- pure functions ---------------------------------------------------------------------
 def test_masked_diffusion_loss_by_hand():
     # Position logits [0, ln3] -> p = (1/4, 3/4); [0, 0] -> (1/2, 1/2); [ln3, 0] -> (3/4, 1/4).

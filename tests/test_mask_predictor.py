@@ -11,15 +11,6 @@ from llada_rec.models.transformer import TransformerEncoder, attention_mask
 M, K = 3, 5  # heads, codebook size
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: extra intra-op threads only spin against other processes on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_predictor(attention: str = "bidirectional", max_items: int = 6, num_layers: int = 2) -> MaskPredictor:
     torch.manual_seed(0)
     model = MaskPredictor(M, K, max_items, d_model=16, num_layers=num_layers, num_attention_heads=2, ffn_ratio=2, dropout=0.1, attention=attention)

@@ -58,7 +58,7 @@ import re
 import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from tqdm.auto import tqdm
 
@@ -253,6 +253,31 @@ def _read_amazon2023(path: Path, category: str | None, show_progress: bool) -> R
     return RawInteractions(users, items, timestamps, item_meta, str(reviews), skipped)
 
 
+def _json_records(
+    path: Path, bad: "_BadLines", show_progress: bool, skip_line: Optional[Callable[[bytes], bool]] = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) of each good line of a JSON-lines file; a malformed line or
+    one that is not an object is a counted skip.  ``skip_line`` passes over raw lines
+    before parsing (they count as read, not as bad)."""
+    for line_no, line in enumerate(_Lines(path, show_progress), 1):
+        if not line.strip():
+            continue
+        bad.lines += 1
+        if bad.lines == EARLY_CHECK_LINES:
+            bad.check()
+        if skip_line is not None and skip_line(line):
+            continue
+        try:
+            record = _decode_json(line.decode("utf-8"))
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            bad.skip(line_no, "malformed JSON line")
+            continue
+        if not isinstance(record, dict):
+            bad.skip(line_no, "line is not a JSON object")
+            continue
+        yield line_no, record
+
+
 def _read_reviews(
     path: Path, skipped: Counter, show_progress: bool
 ) -> tuple[list[str], list[str], list[float]]:
@@ -262,20 +287,7 @@ def _read_reviews(
     items: list[str] = []
     timestamps: list[float] = []
     interned: dict[str, str] = {}  # one string object per id: millions of rows share them
-    for line_no, line in enumerate(_Lines(path, show_progress), 1):
-        if not line.strip():
-            continue
-        bad.lines += 1
-        if bad.lines == EARLY_CHECK_LINES:
-            bad.check()
-        try:
-            record = _decode_json(line.decode("utf-8"))
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
-            bad.skip(line_no, "malformed JSON line")
-            continue
-        if not isinstance(record, dict):
-            bad.skip(line_no, "line is not a JSON object")
-            continue
+    for line_no, record in _json_records(path, bad, show_progress):
         user = _as_id(record.get("user_id"))
         item = _as_id(record.get("parent_asin"))
         ts = _parse_time(record.get("timestamp"))
@@ -300,23 +312,12 @@ def _read_meta(
     """
     bad = _BadLines(path, skipped, "metadata JSON")
     meta: dict[str, dict[str, Any]] = {}
-    for line_no, line in enumerate(_Lines(path, show_progress), 1):
-        if not line.strip():
-            continue
-        bad.lines += 1
-        if bad.lines == EARLY_CHECK_LINES:
-            bad.check()
+
+    def unwanted(line: bytes) -> bool:
         quick = _PARENT_ASIN.search(line)
-        if quick is not None and quick.group(1).decode("utf-8", "replace") not in wanted:
-            continue
-        try:
-            record = _decode_json(line.decode("utf-8"))
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
-            bad.skip(line_no, "malformed JSON line")
-            continue
-        if not isinstance(record, dict):
-            bad.skip(line_no, "line is not a JSON object")
-            continue
+        return quick is not None and quick.group(1).decode("utf-8", "replace") not in wanted
+
+    for line_no, record in _json_records(path, bad, show_progress, skip_line=unwanted):
         item = _as_id(record.get("parent_asin"))
         if item is None:
             bad.skip(line_no, "missing or invalid field 'parent_asin'")

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from llada_rec.data.datamodule import RecDataModule, SequenceSamples
+from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.report import TABLE_COLUMNS
 from llada_rec.utils import atomic_write_text
@@ -111,31 +110,11 @@ def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
     raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
 
 
-class EvalSubsetDataModule(RecDataModule):
-    """RecDataModule whose validation and test splits keep ``eval_users`` users drawn at random
-    (seeded; the same users in both splits, for every model), to fit CPU budgets.
-
-    A random draw, not the first batches: evaluation batches are ordered by history length.
-    """
-
-    def __init__(self, *args: Any, eval_users: Optional[int] = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.eval_users = eval_users
-
-    def split(self, name: str) -> SequenceSamples:
-        if name in ("val", "test") and name not in self._splits and self.eval_users:
-            samples = self.data.samples(name, self.max_history)  # one per user, in user order
-            if self.eval_users < len(samples):
-                keep = np.random.default_rng(self.seed).choice(len(samples), self.eval_users, replace=False)
-                samples = [samples[i] for i in sorted(keep)]
-            self._splits[name] = SequenceSamples(samples)
-        return super().split(name)
-
-
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) -> RecDataModule:
     embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
-    return EvalSubsetDataModule(
-        eval_users=args.eval_users,
+    return RecDataModule(
+        val_max_users=args.eval_users or None,  # a seeded random subset, the same for every model
+        test_max_users=args.eval_users or None,
         **embedding,
         pca_dim=args.pca_dim or None,
         format=args.format,

@@ -107,3 +107,5 @@ def test_val_max_users_takes_a_fixed_subset(tmp_path):
     assert chosen == again.split("val").samples  # seeded: the same users every epoch and run
     assert set(map(tuple, [(u, tuple(h), t) for u, h, t in chosen])) <= {(u, tuple(h), t) for u, h, t in full.split("val").samples}
     assert len(subset.split("test").samples) == 20  # test keeps every user
+    both = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7, test_max_users=7)
+    assert [s[0] for s in both.split("test").samples] == [s[0] for s in chosen]  # same users in both splits

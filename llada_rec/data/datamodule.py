@@ -155,7 +155,9 @@ class RecDataModule(L.LightningDataModule):
         predict_histories: JSONL file of ``{"user": ..., "history": [item ids]}`` to
             recommend for; by default ``predict`` uses the test users' histories.
         val_max_users: validate on a fixed random subset of this many users (cheap
-            per-epoch validation on large data; test always uses every user).
+            per-epoch validation on large data).
+        test_max_users: the same for test (budgeted benchmarks only: the figures then
+            cover a subset; with equal sizes val and test keep the same users).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class RecDataModule(L.LightningDataModule):
         batch_size: int = 256,
         eval_batch_size: int = 256,
         val_max_users: Optional[int] = None,
+        test_max_users: Optional[int] = None,
         item_batch_size: int = 2048,
         num_workers: int = 0,
         seed: int = 0,
@@ -209,7 +212,7 @@ class RecDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.val_max_users = val_max_users
+        self.max_users = {"val": val_max_users, "test": test_max_users}
         self.item_batch_size = item_batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -347,8 +350,9 @@ class RecDataModule(L.LightningDataModule):
                 samples = self._predict_samples()
             else:
                 samples = self.data.samples(name, self.max_history)
-            if name == "val" and self.val_max_users is not None and self.val_max_users < len(samples):
-                keep = np.random.default_rng(self.seed).choice(len(samples), self.val_max_users, replace=False)
+            max_users = self.max_users.get(name)
+            if max_users is not None and max_users < len(samples):  # one sample per user, user order
+                keep = np.random.default_rng(self.seed).choice(len(samples), max_users, replace=False)
                 samples = [samples[i] for i in sorted(keep)]
             self._splits[name] = SequenceSamples(samples)
         return self._splits[name]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import yaml
 
-from llada_rec.utils import atomic_path, atomic_write_text
+from llada_rec.utils import UserError, atomic_path, atomic_write_text
 
 TABLE_COLUMNS = ("recall@1", "recall@5", "recall@10", "ndcg@5", "ndcg@10")
 FIGURE_METRICS = ("recall@5", "ndcg@5")  # the paper's Table 4 and Figures 3-6
@@ -58,6 +58,9 @@ DEFAULT_NUM_STEPS = 4  # T = M = 4 (SPEC §5)
 IGNORED_MODEL_ARGS = {"decode_chunk_size", "top_k", "metric_ks"}
 VARIANT_DATA_ARGS = ("kcore", "repeats", "max_history", "text_fields", "max_text_chars", "embedding_model", "pca_dim", "batch_size")
 #: settings :func:`named_variant` reads (not compared as plain hyperparameters)
+#: history / item loss modes other than the default, as a report names them
+HISTORY_MASK_NAMES = {"history_token": "L_His on history only (paper formula)", "history_per_item": "L_His on history only, per item"}
+ITEM_MASK_NAMES = {"count": "L_Item k-subset (authors)"}
 NAMED_SETTINGS = {"history_mask", "item_mask", "beam_size", "attention", "order", "num_steps"}
 SHORT_NAMES = {"alpha": "α", "seed_everything": "seed", "max_epochs": "epochs"}
 
@@ -84,7 +87,7 @@ FAMILIES = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """Bad input to the report: names the file or directory at fault."""
 
 
@@ -248,10 +251,12 @@ def named_variant(run: Run) -> dict[str, str]:
         variant["tokenizer"] = tokenizer_label(run.tokenizer)
     if s.get("history_mask") == "none":
         variant["history_mask"] = "w/o L_His-Mask"
-    elif s.get("history_mask") == "per_item":
-        variant["history_mask"] = "per-item L_His-Mask"
-    if s.get("item_mask") is False:
+    elif s.get("history_mask") in HISTORY_MASK_NAMES:
+        variant["history_mask"] = HISTORY_MASK_NAMES[s["history_mask"]]
+    if s.get("item_mask") == "none":
         variant["item_mask"] = "w/o L_Item-Mask"
+    elif s.get("item_mask") in ITEM_MASK_NAMES:
+        variant["item_mask"] = ITEM_MASK_NAMES[s["item_mask"]]
     if s.get("beam_size") == 1:
         variant["beam"] = "w/o beam search"
     if s.get("attention", "bidirectional") != "bidirectional":

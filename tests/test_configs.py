@@ -115,8 +115,9 @@ def test_ablation_values_reach_the_model(parsed: dict) -> None:
         "steps_2.yaml": ("num_steps", 2),
         "greedy.yaml": ("beam_size", 1),
         "no_history_mask.yaml": ("history_mask", "none"),
-        "per_item_history_mask.yaml": ("history_mask", "per_item"),
-        "no_item_mask.yaml": ("item_mask", False),
+        "per_item_history_mask.yaml": ("history_mask", "history_per_item"),
+        "history_only_loss.yaml": ("history_mask", "history_token"),
+        "no_item_mask.yaml": ("item_mask", "none"),
     }
     for name, (key, value) in expected.items():
         model = parsed[("experiments/scientific.yaml", f"experiments/ablations/{name}")]["model"]

@@ -16,8 +16,10 @@ from llada_rec.models.llada_rec import (
     LLaDARec,
     masked_diffusion_loss,
     prob_any_masked,
-    sample_history_mask,
+    sample_item_ratio_mask,
+    sample_subset_mask,
     sample_target_mask,
+    sample_token_mask,
 )
 from llada_rec.models.optim import warmup_cosine
 
@@ -76,19 +78,37 @@ def test_target_weighting_keeps_the_independent_masking_expectation():
 def test_history_masks_skip_padding():
     torch.manual_seed(0)
     padding = torch.tensor([[True, False, False], [False, False, False]]).repeat(500, 1)  # [1000, 3]
-    mask, ratio = sample_history_mask(padding, 4, torch.full((1000,), 0.3), "token")
+    mask, ratio = sample_token_mask(padding, 4, torch.full((1000,), 0.3))
     assert not mask[padding].any()
     assert mask[~padding].float().mean().item() == pytest.approx(0.3, abs=0.02)
     assert (ratio == 0.3).all()
 
-    mask, ratio = sample_history_mask(padding, 4, torch.full((1000,), 0.3), "per_item")
+    mask, ratio = sample_subset_mask(padding, 4)
     assert not mask[padding].any()
     per_item = mask.sum(dim=-1)[~padding]  # masked tokens of each real item: k ~ U{1..4}
     assert per_item.min() == 1 and per_item.max() == 4
     assert per_item.float().mean().item() == pytest.approx(2.5, abs=0.1)
     torch.testing.assert_close(ratio[~padding][:, 0], per_item.float() / 4)
-    with pytest.raises(ValueError, match="history mask"):
-        sample_history_mask(padding, 4, torch.ones(1000), "items")
+
+
+def test_item_ratio_mask_draws_k_over_m_per_item():
+    """The authors' L_His draw: per item p = k/M, k ~ U{0..M}; Bernoulli(p) per token; no padding."""
+    torch.manual_seed(0)
+    num_heads, n = 4, 40000
+    padding = torch.tensor([[True, False, False]]).repeat(n, 1)  # [n, 3]
+    mask, ratio = sample_item_ratio_mask(padding, num_heads)
+    assert not mask[padding].any()
+    item_ratio = ratio[..., 0][~padding]  # one ratio per real item, shared by its tokens
+    assert (ratio == ratio[..., :1]).all()
+    levels = torch.bincount((item_ratio * num_heads).round().long(), minlength=num_heads + 1).float() / item_ratio.numel()
+    assert levels.tolist() == pytest.approx([1 / (num_heads + 1)] * (num_heads + 1), abs=0.01)  # k uniform on {0..M}
+    masked = mask[~padding].float()  # [items, M]
+    for k in range(num_heads + 1):  # given k, each token masked with probability k/M, independently
+        rows = masked[(item_ratio * num_heads).round() == k]
+        assert rows.mean().item() == pytest.approx(k / num_heads, abs=0.015), k
+    assert mask.sum(dim=-1)[~padding].eq(0).float().mean().item() > 0.2  # items with nothing masked exist
+    two = masked[(item_ratio == 0.5)]  # independent draws: P(both of heads 0 and 1) = p^2
+    assert (two[:, 0] * two[:, 1]).mean().item() == pytest.approx(0.25, abs=0.02)
 
 
 def test_warmup_cosine_schedule():
@@ -153,7 +173,7 @@ def test_build_stores_codes_and_checks_them():
     with pytest.raises(ValueError, match="item_codes values"):
         model.build(model.data_info, bad)
     with pytest.raises(ValueError, match="leaves no training loss"):
-        LLaDARec(history_mask="none", item_mask=False)
+        LLaDARec(history_mask="none", item_mask="none")
     with pytest.raises(ValueError, match="knows items 1..12"):
         make_model().eval().recommend(torch.tensor([[0, N + 1]]), 5, "test")
 
@@ -184,7 +204,7 @@ def test_item_loss_weighting_with_fixed_ratio_and_mask(monkeypatch):
 
 
 def test_history_loss_weighting_with_fixed_ratio_and_mask(monkeypatch):
-    model = make_model(temperature=1.0).eval()
+    model = make_model(temperature=1.0, history_mask="history_token").eval()
     batch = collate(toy_samples()[:4])  # histories of 1..4 items, left-padded to 4
     history_padding = batch["history"] == 0
     history_codes = model.item_code_table[batch["history"]]
@@ -192,8 +212,8 @@ def test_history_loss_weighting_with_fixed_ratio_and_mask(monkeypatch):
     mask = torch.zeros(4, 4, M, dtype=torch.bool)
     mask[0, 3, 0] = mask[1, 2, 1] = mask[1, 3, 0] = mask[2, 1] = mask[3, 0, 1] = True
     monkeypatch.setattr(llada_module, "sample_mask_ratio", lambda b, d: ratio)
-    monkeypatch.setattr(llada_module, "sample_history_mask", lambda p, m, r, mode: (mask, r[:, None, None].expand(4, 4, M)))
-    loss = model.history_loss(history_codes, history_padding)
+    monkeypatch.setattr(llada_module, "sample_token_mask", lambda p, m, r: (mask, r[:, None, None].expand(4, 4, M)))
+    loss = model.history_loss(history_codes, history_padding, model.item_code_table[batch["target"]])
 
     predictor = model.mask_predictor
     tokens, padding = predictor.history_tokens(torch.where(mask, -1, history_codes), history_padding)
@@ -206,6 +226,54 @@ def test_history_loss_weighting_with_fixed_ratio_and_mask(monkeypatch):
         for j, m in mask[b].nonzero().tolist():
             expected += -log_p[b, j, m, history_codes[b, j, m]].item() / ratio[b].item() / history_size / 4
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def _sequence_loss_with_mask(monkeypatch, model: LLaDARec, batch: dict, mask: torch.Tensor, ratio: torch.Tensor) -> float:
+    """L_His of ``sequence_per_item`` with the mask draw fixed to ``mask`` / ``ratio`` [B, I, M]."""
+    monkeypatch.setattr(llada_module, "sample_item_ratio_mask", lambda padding, m: (mask & ~padding[..., None], ratio))
+    history_padding = batch["history"] == 0
+    return model.history_loss(
+        model.item_code_table[batch["history"]], history_padding, model.item_code_table[batch["target"]]
+    ).item()
+
+
+def test_sequence_history_loss_by_hand(monkeypatch):
+    """Authors' L_His: [history ; target] masked, weight 1/p, / ((max_history + 1) * M) whatever the padding."""
+    model = make_model(temperature=1.0).eval()  # history_mask defaults to sequence_per_item
+    assert model.hparams.history_mask == "sequence_per_item"
+    batch = collate(toy_samples()[:3])  # histories of 1..3 items, left-padded to 3
+    history_padding = batch["history"] == 0
+    codes = torch.cat([model.item_code_table[batch["history"]], model.item_code_table[batch["target"]][:, None]], dim=1)
+    padding = torch.cat([history_padding, torch.zeros(3, 1, dtype=torch.bool)], dim=1)  # [3, 4]
+    mask = torch.zeros(3, 4, M, dtype=torch.bool)
+    mask[0, 0, 0] = True  # a padding slot: must stay unmasked
+    mask[0, 3, 1] = mask[1, 2, 0] = mask[1, 3] = mask[2, 1, 1] = mask[2, 3, 0] = True  # the target (slot 3) included
+    ratio = torch.full((3, 4, M), 0.5)
+    ratio[1, 3] = 1.0
+    ratio[2, 1] = 0.25
+    loss = _sequence_loss_with_mask(monkeypatch, model, batch, mask, ratio)
+
+    real_mask = mask & ~padding[..., None]
+    predictor = model.mask_predictor
+    tokens, token_padding = predictor.history_tokens(torch.where(real_mask, -1, codes), padding)
+    with torch.no_grad():
+        log_p = torch.log_softmax(predictor(tokens, token_padding), dim=-1).view(3, 4, M, K)
+    slots = (model.data_info.max_history + 1) * M  # 5 items x M tokens, padding included
+    expected = sum(
+        -log_p[b, j, m, codes[b, j, m]].item() / ratio[b, j, m].item() / slots / 3 for b, j, m in real_mask.nonzero().tolist()
+    )
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert expected > 0 and real_mask[:, 3].any()  # target tokens were masked and scored
+
+    # one more column of left padding changes nothing: same normaliser, padding never attended
+    wider = dict(batch, history=torch.cat([torch.zeros(3, 1, dtype=torch.long), batch["history"]], dim=1))
+    wider_mask = torch.cat([torch.ones(3, 1, M, dtype=torch.bool), mask], dim=1)  # the new padding "drawn" masked
+    wider_ratio = torch.cat([torch.full((3, 1, M), 0.5), ratio], dim=1)
+    assert _sequence_loss_with_mask(monkeypatch, model, wider, wider_mask, wider_ratio) == pytest.approx(loss, rel=1e-5)
+
+    # the target is part of the sequence: another target changes the loss
+    other = dict(batch, target=next_item(batch["target"]))
+    assert _sequence_loss_with_mask(monkeypatch, model, other, mask, ratio) != pytest.approx(loss, rel=1e-3)
 
 
 def test_ablation_switches_turn_terms_off():
@@ -222,18 +290,18 @@ def test_ablation_switches_turn_terms_off():
     assert history_nh.item() == 0.0
     assert loss_nh.item() == pytest.approx(item_loss.item(), rel=1e-6)  # same draws, same item term
 
-    no_item = make_model(alpha=2.0, item_mask=False)
+    no_item = make_model(alpha=2.0, item_mask="none", history_mask="history_token")
     torch.manual_seed(5)
     loss_ni, item_ni, history_ni = no_item.compute_losses(batch)
     assert item_ni.item() == 0.0 and history_ni > 0
     assert loss_ni.item() == pytest.approx(2.0 * history_ni.item(), rel=1e-6)
-    torch.manual_seed(5)  # the history term does not see the target
+    torch.manual_seed(5)  # the history-only term does not see the target
     other_target = dict(batch, target=next_item(batch["target"]))
     assert no_item.compute_losses(other_target)[0].item() == pytest.approx(loss_ni.item(), rel=1e-6)
     loss_ni.backward()
     assert no_item.mask_predictor.output_bias.grad is not None
 
-    per_item = make_model(alpha=2.0, history_mask="per_item")  # every real history item has a masked token
+    per_item = make_model(alpha=2.0, history_mask="history_per_item")  # every real history item has a masked token
     torch.manual_seed(5)
     _, item_pi, history_pi = per_item.compute_losses(batch)
     assert item_pi.item() == pytest.approx(item_loss.item(), rel=1e-6) and 0 < history_pi.item() < math.inf

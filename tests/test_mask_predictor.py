@@ -190,3 +190,68 @@ def test_target_logits_equal_the_full_forward_at_the_target(attention: str, num_
         history_tokens, token_padding = model.history_tokens(history_codes, history_padding)
         fast = model.target_logits(history_tokens, token_padding, target_codes)
     torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+
+
+# -- backbone options (the authors' LLaMA-style block, untied output, init) ---------------
+def llama_predictor(**overrides) -> MaskPredictor:
+    torch.manual_seed(0)
+    kwargs = dict(d_model=16, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.0, block="llama")
+    kwargs.update(overrides)
+    return MaskPredictor(M, K, 6, **kwargs).eval()
+
+
+def test_llama_block_has_no_biases_and_rms_norms():
+    model = llama_predictor(output_layer="untied")
+    linear_biases = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.bias is not None]
+    assert linear_biases == []
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.LayerNorm, torch.nn.RMSNorm))]
+    assert len(norms) == 2 * 2 + 1 and all(isinstance(m, torch.nn.RMSNorm) for m in norms)
+    assert all(not hasattr(m, "bias") or m.bias is None for m in norms)
+    layer = model.encoder.layers[0]
+    assert layer.ffn.gate_up.weight.shape == (2 * 2 * 16, 16) and layer.ffn.proj.weight.shape == (16, 2 * 16)
+    # RMSNorm: x / sqrt(mean(x^2) + eps) * weight; no centring (a shifted input is not renormalised to 0 mean)
+    norm = norms[0]
+    x = torch.randn(3, 16) + 5.0
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 1.5, 16))
+        expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + torch.finfo(torch.float32).eps) * norm.weight
+        torch.testing.assert_close(norm(x), expected)
+    assert norm(x).mean().abs() > 0.5  # a LayerNorm would give mean ~0 here
+    gpt = tiny_predictor()
+    assert any(m.bias is not None for m in gpt.modules() if isinstance(m, torch.nn.Linear))
+
+
+@pytest.mark.parametrize("output_layer", ["tied", "untied"])
+def test_llama_block_shapes_and_padding_invariance(output_layer: str):
+    model = llama_predictor(output_layer=output_layer)
+    history_codes, history_padding, target_codes = random_sequence(batch_size=2, length=3)
+    target_codes[:, 0] = -1
+    tokens, padding = full_sequence(model, history_codes, history_padding, target_codes)
+    with torch.no_grad():
+        logits = model(tokens, padding)
+        assert logits.shape == (2, 4 * M, K)
+        # two more padding items on the left: the real tokens' outputs do not change
+        pad_codes = torch.zeros(2, 2, M, dtype=torch.long)
+        padded = full_sequence(
+            model, torch.cat([pad_codes, history_codes], 1), torch.cat([torch.ones(2, 2, dtype=torch.bool), history_padding], 1), target_codes
+        )
+        padded_logits = model(*padded)
+        fast = model.target_logits(*model.history_tokens(history_codes, history_padding), target_codes)
+    torch.testing.assert_close(padded_logits[:, 2 * M :], logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast, logits[:, -M:], rtol=1e-5, atol=1e-5)
+
+
+def test_untied_output_is_its_own_parameter_and_init_schemes():
+    tied, untied = llama_predictor(output_layer="tied"), llama_predictor(output_layer="untied")
+    assert tied.untied_output is None
+    assert tied.output_weight().data_ptr() == tied.token_embedding.weight.data_ptr()
+    assert untied.output_weight().shape == (M, K, 16)
+    assert untied.output_weight().data_ptr() != untied.token_embedding.weight.data_ptr()
+    assert sum(p.numel() for p in untied.parameters()) == sum(p.numel() for p in tied.parameters()) + M * K * 16
+    # "gpt": N(0, 0.02) embeddings; "default": PyTorch's N(0, 1)
+    assert llama_predictor(init="gpt").token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.2)
+    assert llama_predictor(init="default").token_embedding.weight.std().item() == pytest.approx(1.0, rel=0.2)
+    with pytest.raises(ValueError, match="output_layer"):
+        llama_predictor(output_layer="shared")
+    with pytest.raises(ValueError, match="block"):
+        llama_predictor(block="mamba")

@@ -21,7 +21,7 @@ PAPER = {
 }
 CATEGORY = {"Scientific": "Industrial_and_Scientific", "Instrument": "Musical_Instruments"}
 CLASS = {"LLaDA-Rec": "llada_rec.models.LLaDARec", "SASRec": "llada_rec.models.baselines.SASRec", "TIGER": "llada_rec.models.baselines.TIGER"}
-LLADA_DEFAULTS = {"attention": "bidirectional", "alpha": 3.5, "history_mask": "token", "item_mask": True, "beam_size": 50, "num_steps": 4, "order": "adaptive", "lr": 0.003}
+LLADA_DEFAULTS = {"attention": "bidirectional", "alpha": 3.5, "history_mask": "sequence_per_item", "item_mask": "ratio", "beam_size": 50, "num_steps": 4, "order": "adaptive", "lr": 0.003}
 
 
 def write_run(

@@ -1,41 +1,25 @@
 """LLaDA-Rec: next-item recommendation as masked discrete diffusion over semantic IDs.
 
-Training (SPEC §4) sums two masked-diffusion losses, each from one batched forward pass:
+Training (SPEC §4, §4b) sums two masked-diffusion losses, each from one batched forward pass:
+L_Item (``item_mask``: the target's tokens masked, history visible) and L_His
+(``history_mask``: tokens of the user's history masked), as L_Item + alpha * L_His.
+The modes (the why of each and the measurements behind the defaults: docs/DECISIONS.md):
 
-- L_Item (next-item masking): history fully visible; per sample r ~ U(0, 1]; each of the
-  target's M tokens is masked independently with probability r, conditioned on at least
-  one being masked (sampled exactly, see :func:`sample_target_mask`).  Loss = sum over
-  masked target tokens of -log p * w(r), divided by M, mean over the batch, with
-  w(r) = P(>= 1 masked | r) / r = (1 - (1 - r)^M) / r.  Why not plain 1/r: under
-  independent masking the all-unmasked draw contributes 0, so
-  E_indep[sum/r] = P(>= 1 masked) * E[sum/r | >= 1 masked]; this w(r) keeps SPEC's
-  expectation (the ELBO bound) exactly, and w(r) <= M.  Plain 1/r with "if none is
-  masked, mask one" adds a term that behaves like 1/r as r -> 0 (log-divergent mean,
-  unbounded per-sample weight: ~1.6e7 at the smallest float32 r), which dominated the loss
-  and its gradient noise in our measurements.
-- L_His (user-history masking): per sample r ~ U(0, 1]; each non-pad history token is
-  masked with probability r.  Loss = sum over masked history tokens of -log p / r,
-  divided by |S_H| (the sample's number of non-pad history tokens), mean over the batch.
-  The target is *absent* from this pass, as in the paper's formula p(S_H^j | S_H,r) with
-  S_H = the n-1 history items: the input is the masked history alone, whose newest item
-  takes the newest item position (0, the target's slot in L_Item and decoding).  So L_His
-  also trains "newest item given earlier ones", and the w/o item-mask ablation can still
-  recommend.  A sample with no masked history token contributes 0.
+- ``item_mask="ratio"``: r ~ U(0, 1], each target token masked with probability r given at
+  least one, weight (1 - (1 - r)^M) / r, divided by M (the paper's formula, bounded weight);
+  ``"count"``: k ~ U{1..M}, a uniform k-subset masked, weight M/k, divided by M (the
+  authors' code); ``"none"``: no L_Item (Table 4 "w/o L_Item-Mask").
+- ``history_mask="sequence_per_item"`` (the authors' code): over [history ; target], every
+  item k ~ U{0..M}, each of its tokens masked with probability p = k/M, weight 1/p, divided
+  by the token slots of a full-length sequence, (max_history + 1) * M.
+  ``"history_token"`` (the paper's formula read literally): over the history alone, one
+  r ~ U(0, 1] per sample, weight 1/r, divided by the sample's |S_H|; the newest history item
+  takes position 0.  ``"history_per_item"``: as ``history_token`` but every history item
+  masks a uniform k-subset, k ~ U{1..M}, weight M/k.  ``"none"``: no L_His (Table 4
+  "w/o L_His-Mask").
 
-``history_mask="per_item"`` replaces the token draw of L_His by an item-level one: for
-each non-pad history item, k ~ Uniform{1..M} and a uniformly random subset of k of its M
-tokens is masked; those tokens are weighted M/k (the item's own mask ratio), the
-normalisation stays |S_H|.  Every history item then has at least one masked token.  (This
-is our reading of the variant in the authors' code as the project's brief describes it; the
-code itself was not available to check.)
-``history_mask="none"`` and ``item_mask=False`` drop a term (paper Table 4 ablations).
-
-Joint loss: L_Item + alpha * L_His.  Logits are divided by ``temperature`` in training and
-decoding.  AdamW decays only the weights of Linear layers; biases, LayerNorms and
-embeddings (which include the tied output layer) are not decayed.  The learning rate
-warms up linearly over ``warmup_ratio`` of the steps, then follows a cosine to 0.
-
-Recommendation decodes with ``llada_rec.decoding.diffusion_beam_search`` (SPEC §5).
+Logits are divided by ``temperature`` in training and decoding.  Recommendation decodes
+with ``llada_rec.decoding.diffusion_beam_search`` (SPEC §5).
 """
 
 from __future__ import annotations
@@ -49,7 +33,8 @@ from torch import Tensor
 from llada_rec.decoding import ORDERS
 from llada_rec.models.base import DataInfo
 from llada_rec.models.optim import adamw_warmup_cosine
-from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, MaskPredictor
+from llada_rec.models.transformer import BlockKind
+from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer
 from llada_rec.models.semantic_ids import SemanticIdRecommender
 
 
@@ -80,44 +65,64 @@ def prob_any_masked(ratio: Tensor, num_heads: int) -> Tensor:
     return -torch.expm1(num_heads * torch.log1p(-ratio))
 
 
-def sample_history_mask(
-    history_padding: Tensor, num_heads: int, ratio: Tensor, mode: Literal["token", "per_item"]
-) -> tuple[Tensor, Tensor]:
-    """Masked history tokens [B, L, M] bool and each token's mask ratio [B, L, M] (for 1/r).
+def sample_subset_mask(padding: Tensor, num_heads: int) -> tuple[Tensor, Tensor]:
+    """Per real item, a uniform random k-subset of its M tokens, k ~ U{1..M}.
 
-    history_padding: [B, L] bool; ratio: [B] (used by ``mode="token"``).  Padding is never
-    masked.  ``per_item``: each item masks a uniform random subset of k ~ U{1..M} tokens.
+    padding: [B, I] bool -> mask [B, I, M] bool (never at padding), ratio k/M [B, I, M].
     """
-    batch_size, length = history_padding.shape
-    device = history_padding.device
-    real = ~history_padding[..., None]  # [B, L, 1]
-    if mode == "token":
-        mask = torch.rand(batch_size, length, num_heads, device=device) < ratio[:, None, None]
-        token_ratio = ratio[:, None, None].expand(batch_size, length, num_heads)
-    elif mode == "per_item":
-        num_masked = torch.randint(1, num_heads + 1, (batch_size, length, 1), device=device)  # k
-        rank = torch.rand(batch_size, length, num_heads, device=device).argsort(dim=-1).argsort(dim=-1)
-        mask = rank < num_masked  # a uniformly random k-subset of the M tokens
-        token_ratio = (num_masked.float() / num_heads).expand(batch_size, length, num_heads)
-    else:
-        raise ValueError(f"history mask mode must be 'token' or 'per_item', got {mode!r}")
-    return mask & real, token_ratio
+    batch_size, num_items = padding.shape
+    device = padding.device
+    num_masked = torch.randint(1, num_heads + 1, (batch_size, num_items, 1), device=device)  # k
+    rank = torch.rand(batch_size, num_items, num_heads, device=device).argsort(dim=-1).argsort(dim=-1)
+    mask = (rank < num_masked) & ~padding[..., None]
+    return mask, (num_masked.float() / num_heads).expand(batch_size, num_items, num_heads)
+
+
+def sample_item_ratio_mask(padding: Tensor, num_heads: int) -> tuple[Tensor, Tensor]:
+    """Per real item p = k/M with k ~ U{0..M}; each of its M tokens masked with probability p.
+
+    padding: [B, I] bool -> mask [B, I, M] bool (never at padding; an item may have none
+    masked), ratio p [B, I, M] (0 where k = 0, where nothing is masked).
+    """
+    batch_size, num_items = padding.shape
+    device = padding.device
+    ratio = torch.randint(0, num_heads + 1, (batch_size, num_items, 1), device=device).float() / num_heads
+    mask = (torch.rand(batch_size, num_items, num_heads, device=device) < ratio) & ~padding[..., None]
+    return mask, ratio.expand(batch_size, num_items, num_heads)
+
+
+def sample_token_mask(padding: Tensor, num_heads: int, ratio: Tensor) -> tuple[Tensor, Tensor]:
+    """Every real token masked with its sample's probability ratio[b].
+
+    padding: [B, I] bool, ratio: [B] -> mask [B, I, M] bool, ratio [B, I, M].
+    """
+    batch_size, num_items = padding.shape
+    mask = torch.rand(batch_size, num_items, num_heads, device=padding.device) < ratio[:, None, None]
+    return mask & ~padding[..., None], ratio[:, None, None].expand(batch_size, num_items, num_heads)
 
 
 def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: Tensor, normaliser: Tensor) -> Tensor:
     """mean_b [ sum_s mask[b,s] * -log softmax(logits[b,s])[targets[b,s]] / ratio[b,s] ] / normaliser[b].
 
     logits [B, S, K]; targets [B, S] long; mask [B, S] bool; ratio broadcastable to [B, S]
-    (values in (0, 1]); normaliser [B] (or a number) > 0.  Log-probabilities in float32.
+    (in (0, 1] where masked; unmasked entries may be 0); normaliser [B] (or a number) > 0.
+    Log-probabilities in float32.
     """
     log_probs = F.log_softmax(logits.float(), dim=-1)
     nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, S]
-    weighted = torch.where(mask, nll / ratio, torch.zeros_like(nll))
+    weight = torch.where(mask, torch.as_tensor(ratio, dtype=torch.float32).reciprocal(), 0.0)  # no grad: 1/0 is never used
+    weighted = nll * weight
     normaliser = torch.as_tensor(normaliser, dtype=torch.float32, device=logits.device)
     return (weighted.sum(dim=1) / normaliser).mean()
 
 
 # -- the LightningModule ----------------------------------------------------------------
+HistoryMask = Literal["sequence_per_item", "history_token", "history_per_item", "none"]
+HISTORY_MASKS = ("sequence_per_item", "history_token", "history_per_item", "none")
+ItemMask = Literal["ratio", "count", "none"]
+ITEM_MASKS = ("ratio", "count", "none")
+
+
 class LLaDARec(SemanticIdRecommender):
     """Bidirectional mask predictor over [history ; target] semantic IDs, decoded by beam search."""
 
@@ -129,13 +134,16 @@ class LLaDARec(SemanticIdRecommender):
         ffn_ratio: int = 4,
         dropout: float = 0.1,
         attention: AttentionKind = "bidirectional",
+        block: BlockKind = "gpt",
+        output_layer: OutputLayer = "tied",
+        init: InitScheme = "gpt",
         alpha: float = 3.5,
         temperature: float = 1.0,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         warmup_ratio: float = 0.1,
-        history_mask: Literal["token", "per_item", "none"] = "token",
-        item_mask: bool = True,
+        history_mask: HistoryMask = "sequence_per_item",
+        item_mask: ItemMask = "ratio",
         beam_size: int = 50,
         val_beam_size: int = 10,
         num_steps: int = 4,
@@ -147,16 +155,21 @@ class LLaDARec(SemanticIdRecommender):
     ) -> None:
         """Sizes and optimisation follow SPEC §4; decoding (beam sizes, T, order) §5.
 
-        beam_size / val_beam_size: beams at test/predict and at validation; 1 is greedy
-        decoding ("w/o beam search"), and fewer than top_k beams return fewer items (0-padded).
-        decode_chunk_size: rows (user x beam) per mask-predictor call while decoding.
+        block / output_layer / init: the backbone (``"llama"``, ``"untied"``, ``"default"``
+        is the authors' code, SPEC §4b).  history_mask / item_mask: the two losses' modes
+        (module docstring).  beam_size / val_beam_size: beams at test/predict and at
+        validation; 1 is greedy decoding ("w/o beam search"), and fewer than top_k beams
+        return fewer items (0-padded).  decode_chunk_size: rows (user x beam) per
+        mask-predictor call while decoding.
         """
         super().__init__(top_k=top_k, metric_ks=metric_ks)
         self.save_hyperparameters()
-        if history_mask not in ("token", "per_item", "none"):
-            raise ValueError(f"history_mask must be 'token', 'per_item' or 'none', got {history_mask!r}")
-        if history_mask == "none" and not item_mask:
-            raise ValueError("history_mask='none' with item_mask=False leaves no training loss")
+        if history_mask not in HISTORY_MASKS:
+            raise ValueError(f"history_mask must be one of {HISTORY_MASKS}, got {history_mask!r}")
+        if item_mask not in ITEM_MASKS:
+            raise ValueError(f"item_mask must be one of {ITEM_MASKS}, got {item_mask!r}")
+        if history_mask == "none" and item_mask == "none":
+            raise ValueError("history_mask='none' with item_mask='none' leaves no training loss")
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if temperature <= 0:
@@ -184,49 +197,68 @@ class LLaDARec(SemanticIdRecommender):
             ffn_ratio=hp.ffn_ratio,
             dropout=hp.dropout,
             attention=hp.attention,
+            block=hp.block,
+            output_layer=hp.output_layer,
+            init=hp.init,
         )
 
     # -- training -----------------------------------------------------------------------
     def item_loss(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
-        """L_Item: the target's tokens masked at ratio r, history fully visible."""
+        """L_Item: the target's tokens masked (``item_mask`` draw), history fully visible, / M."""
         batch_size, num_heads = target_codes.shape
-        ratio = sample_mask_ratio(batch_size, target_codes.device)
-        mask = sample_target_mask(ratio, num_heads)  # [B, M], >= 1 masked per row
+        if self.hparams.item_mask == "count":
+            mask, ratio = sample_subset_mask(target_codes.new_zeros(batch_size, 1, dtype=torch.bool), num_heads)
+            mask, ratio = mask[:, 0], ratio[:, 0]  # [B, M]
+        else:
+            ratio = sample_mask_ratio(batch_size, target_codes.device)
+            mask = sample_target_mask(ratio, num_heads)  # [B, M], >= 1 masked per row
+            # masks are drawn given >= 1 masked: weight 1/r * P(>= 1 masked | r) keeps SPEC's expectation
+            ratio = (ratio / prob_any_masked(ratio, num_heads))[:, None]
         noisy_target = target_codes.masked_fill(mask, MASKED_CODE)
         logits = self.mask_predictor.target_logits(history_tokens, history_padding, noisy_target)
-        # masks are drawn given >= 1 masked: weight 1/r * P(>= 1 masked | r) keeps SPEC's expectation
-        effective_ratio = ratio / prob_any_masked(ratio, num_heads)
-        return masked_diffusion_loss(logits.float() / self.hparams.temperature, target_codes, mask, effective_ratio[:, None], float(num_heads))
+        return masked_diffusion_loss(logits.float() / self.hparams.temperature, target_codes, mask, ratio, float(num_heads))
 
-    def history_loss(self, history_codes: Tensor, history_padding: Tensor) -> Tensor:
-        """L_His: the history's tokens masked, target absent (newest history item at position 0), / |S_H|."""
+    def history_loss(self, history_codes: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
+        """L_His in the ``history_mask`` mode; history_codes [B, L, M], history_padding [B, L],
+        target_codes [B, M] (read by ``sequence_per_item`` only)."""
         predictor = self.mask_predictor
+        mode = self.hparams.history_mask
         batch_size, length, num_heads = history_codes.shape
-        ratio = sample_mask_ratio(batch_size, history_codes.device)
-        mask, token_ratio = sample_history_mask(history_padding, num_heads, ratio, self.hparams.history_mask)
-        tokens, padding = predictor.history_tokens(history_codes.masked_fill(mask, MASKED_CODE), history_padding)
-        logits = predictor(tokens, padding)  # [B, L*M, K]
-        history_size = (~history_padding).sum(dim=1).float() * num_heads  # |S_H|
+        if mode == "sequence_per_item":  # [history ; target], normalised by the full-length slots
+            codes = torch.cat([history_codes, target_codes[:, None]], dim=1)  # [B, L+1, M]
+            padding = torch.cat([history_padding, history_padding.new_zeros(batch_size, 1)], dim=1)
+            mask, token_ratio = sample_item_ratio_mask(padding, num_heads)
+            normaliser = torch.tensor(float((self.data_info.max_history + 1) * num_heads))
+        else:  # the history alone, its newest item at position 0
+            codes, padding = history_codes, history_padding
+            if mode == "history_token":
+                mask, token_ratio = sample_token_mask(padding, num_heads, sample_mask_ratio(batch_size, codes.device))
+            else:
+                mask, token_ratio = sample_subset_mask(padding, num_heads)
+            normaliser = ((~padding).sum(dim=1).float() * num_heads).clamp(min=1.0)  # |S_H|
+        tokens, token_padding = predictor.history_tokens(codes.masked_fill(mask, MASKED_CODE), padding)
+        logits = predictor(tokens, token_padding)  # [B, I*M, K]
         return masked_diffusion_loss(
             logits.float() / self.hparams.temperature,
-            history_codes.reshape(batch_size, -1),
+            codes.reshape(batch_size, -1),
             mask.reshape(batch_size, -1),
             token_ratio.reshape(batch_size, -1),
-            history_size.clamp(min=1.0),
+            normaliser,
         )
 
     def compute_losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """(joint loss, L_Item, L_His) of one sequence batch; a switched-off term is 0."""
         history, target = batch["history"], batch["target"]
         history_codes = self.item_code_table[history]  # [B, L, M]
+        target_codes = self.item_code_table[target]  # [B, M]
         history_padding = history == 0  # [B, L]
         zero = torch.zeros((), device=history.device)
         item_loss = history_loss = zero
-        if self.hparams.item_mask:
+        if self.hparams.item_mask != "none":
             history_tokens, token_padding = self.mask_predictor.history_tokens(history_codes, history_padding)
-            item_loss = self.item_loss(history_tokens, token_padding, self.item_code_table[target])
+            item_loss = self.item_loss(history_tokens, token_padding, target_codes)
         if self.hparams.history_mask != "none":
-            history_loss = self.history_loss(history_codes, history_padding)
+            history_loss = self.history_loss(history_codes, history_padding, target_codes)
         return item_loss + self.hparams.alpha * history_loss, item_loss, history_loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

@@ -9,7 +9,9 @@ and its code (id = m*K + k), so heads never share ids.  Each token also gets
 - a within-item head embedding (m), which tells a [MASK] token which head it stands for.
 
 The output at a token of head m scores only head m's K codes: logits are the dot products
-with head m's slice of the (tied) token embedding, plus a per-(head, code) bias.
+with head m's [K, D] output matrix, plus a per-(head, code) bias.  ``output_layer="tied"``
+uses head m's slice of the token embedding as that matrix, ``"untied"`` a matrix of its own
+(as the authors' code, whose output layer is separate from the embedding).
 
 Code convention shared with ``llada_rec.decoding``: a code of -1 (``MASKED``) means
 [MASK]; padding is given by a separate boolean mask.
@@ -23,8 +25,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from llada_rec.models.transformer import TransformerEncoder, attention_mask
+from llada_rec.models.transformer import BlockKind, TransformerEncoder, attention_mask
 
+OutputLayer = Literal["tied", "untied"]
+InitScheme = Literal["gpt", "default"]
+INIT_SCHEMES = ("gpt", "default")
 AttentionKind = Literal["bidirectional", "causal", "inter_item_causal", "intra_item_causal"]
 ATTENTION_KINDS = ("bidirectional", "causal", "inter_item_causal", "intra_item_causal")
 MASKED_CODE = -1  # same value as llada_rec.decoding.MASKED
@@ -70,12 +75,22 @@ class MaskPredictor(nn.Module):
         ffn_ratio: int = 4,
         dropout: float = 0.1,
         attention: AttentionKind = "bidirectional",
+        block: BlockKind = "gpt",
+        output_layer: OutputLayer = "tied",
+        init: InitScheme = "gpt",
     ) -> None:
+        """``init``: "gpt" draws every Linear and Embedding weight from N(0, 0.02) (small
+        initial logits); "default" keeps PyTorch's (embeddings N(0, 1), Linear
+        Kaiming-uniform), as the authors' code."""
         super().__init__()
         if num_heads < 1 or codebook_size < 1 or max_items < 1:
             raise ValueError(f"num_heads, codebook_size and max_items must be >= 1, got {num_heads}, {codebook_size}, {max_items}")
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+        if output_layer not in ("tied", "untied"):
+            raise ValueError(f"output_layer must be 'tied' or 'untied', got {output_layer!r}")
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
         self.num_heads = num_heads  # M
         self.codebook_size = codebook_size  # K
         self.max_items = max_items  # history items + the target
@@ -86,9 +101,14 @@ class MaskPredictor(nn.Module):
         self.item_position_embedding = nn.Embedding(max_items, d_model)
         self.head_embedding = nn.Embedding(num_heads, d_model)
         self.embedding_dropout = nn.Dropout(dropout)
-        self.encoder = TransformerEncoder(d_model, num_layers, num_attention_heads, ffn_ratio, dropout)
+        self.encoder = TransformerEncoder(d_model, num_layers, num_attention_heads, ffn_ratio, dropout, block)
+        # untied: head m's [K, D] output matrix; tied: a view of the token embedding (see output_weight)
+        self.untied_output = (
+            nn.Linear(d_model, num_heads * codebook_size, bias=False) if output_layer == "untied" else None
+        )
         self.output_bias = nn.Parameter(torch.zeros(num_heads, codebook_size))
-        self.apply(_init_weights)
+        if init == "gpt":
+            self.apply(_init_weights)
 
     # -- tokens -------------------------------------------------------------------------
     def code_tokens(self, codes: Tensor) -> Tensor:
@@ -140,12 +160,17 @@ class MaskPredictor(nn.Module):
         structure = structure_mask(self.attention, num_items, self.num_heads, device)
         return self.encoder(self.embedding_dropout(x), attention_mask(padding_mask, structure), num_outputs)
 
+    def output_weight(self) -> Tensor:
+        """Per-head output matrices [M, K, D]: the token embedding's code rows (tied) or the
+        untied layer's weight."""
+        source = self.token_embedding.weight[: self.pad_token] if self.untied_output is None else self.untied_output.weight
+        return source.view(self.num_heads, self.codebook_size, -1)
+
     def head_logits(self, hidden: Tensor) -> Tensor:
         """hidden [B, S', D] whose first token is head 0 (S' multiple of M) -> logits [B, S', K]."""
         batch_size, seq_len, d_model = hidden.shape
-        code_embedding = self.token_embedding.weight[: self.pad_token].view(self.num_heads, self.codebook_size, d_model)
         per_item = hidden.reshape(batch_size, seq_len // self.num_heads, self.num_heads, d_model)  # [B, I, M, D]
-        logits = torch.einsum("bimd,mkd->bimk", per_item, code_embedding) + self.output_bias  # [B, I, M, K]
+        logits = torch.einsum("bimd,mkd->bimk", per_item, self.output_weight()) + self.output_bias  # [B, I, M, K]
         return logits.reshape(batch_size, seq_len, self.codebook_size)
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:

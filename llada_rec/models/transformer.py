@@ -3,16 +3,24 @@
 Attention runs through ``F.scaled_dot_product_attention`` with one boolean mask
 (True = may attend) that carries both the structure (bidirectional, causal, ...) and the
 padding, so every model expresses its attention pattern the same way.
+
+Two block kinds (``block``):
+- ``"gpt"``: LayerNorm, GELU MLP, biases in every Linear (GPT-2 / nanoGPT);
+- ``"llama"``: RMSNorm without bias, SwiGLU MLP, no bias in any Linear (the LLaDA-Rec
+  authors' backbone, SPEC §4b).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+BlockKind = Literal["gpt", "llama"]
+BLOCK_KINDS = ("gpt", "llama")
 
 
 def attention_mask(padding_mask: Tensor, structure: Optional[Tensor] = None) -> Tensor:
@@ -41,13 +49,13 @@ class SelfAttention(nn.Module):
     probability dropout forces SDPA's unfused kernel, 4x slower per layer on a CPU.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, dropout: float, bias: bool = True) -> None:
         super().__init__()
         if d_model % num_heads != 0:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, num_queries: Optional[int] = None) -> Tensor:
@@ -64,6 +72,8 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """GELU MLP with hidden size ffn_ratio * d_model."""
+
     def __init__(self, d_model: int, ffn_ratio: int, dropout: float) -> None:
         super().__init__()
         self.fc = nn.Linear(d_model, ffn_ratio * d_model)
@@ -74,15 +84,36 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(F.gelu(self.fc(x))))
 
 
-class TransformerLayer(nn.Module):
-    """Pre-norm block: x + attn(ln(x)), then x + ffn(ln(x))."""
+class SwiGLU(nn.Module):
+    """SwiGLU MLP without biases: proj(silu(gate(x)) * up(x)), hidden size ffn_ratio * d_model."""
 
-    def __init__(self, d_model: int, num_heads: int, ffn_ratio: int, dropout: float) -> None:
+    def __init__(self, d_model: int, ffn_ratio: int, dropout: float) -> None:
         super().__init__()
-        self.ln_attn = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, num_heads, dropout)
-        self.ln_ffn = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, ffn_ratio, dropout)
+        self.gate_up = nn.Linear(d_model, 2 * ffn_ratio * d_model, bias=False)  # gate and up in one GEMM
+        self.proj = nn.Linear(ffn_ratio * d_model, d_model, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.dropout(self.proj(F.silu(gate) * up))
+
+
+def norm_layer(d_model: int, block: str) -> nn.Module:
+    """The block kind's normalisation: LayerNorm (gpt) or RMSNorm without bias (llama)."""
+    return nn.RMSNorm(d_model) if block == "llama" else nn.LayerNorm(d_model)
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x)); ``block`` picks the kind."""
+
+    def __init__(self, d_model: int, num_heads: int, ffn_ratio: int, dropout: float, block: BlockKind = "gpt") -> None:
+        super().__init__()
+        if block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        self.ln_attn = norm_layer(d_model, block)
+        self.attn = SelfAttention(d_model, num_heads, dropout, bias=block == "gpt")
+        self.ln_ffn = norm_layer(d_model, block)
+        self.ffn = (SwiGLU if block == "llama" else FeedForward)(d_model, ffn_ratio, dropout)
 
     def forward(self, x: Tensor, mask: Tensor, num_queries: Optional[int] = None) -> Tensor:
         """Outputs for the last ``num_queries`` positions only (all if None)."""
@@ -92,16 +123,24 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """A stack of pre-norm layers with a final LayerNorm.
+    """A stack of pre-norm layers with a final norm.
 
     forward(x [B, S, D], mask [B or 1, 1, S, S] bool) -> [B, S, D]; build the mask with
     :func:`attention_mask`.
     """
 
-    def __init__(self, d_model: int, num_layers: int, num_heads: int, ffn_ratio: int = 4, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        num_layers: int,
+        num_heads: int,
+        ffn_ratio: int = 4,
+        dropout: float = 0.1,
+        block: BlockKind = "gpt",
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(d_model, num_heads, ffn_ratio, dropout) for _ in range(num_layers))
-        self.ln_final = nn.LayerNorm(d_model)
+        self.layers = nn.ModuleList(TransformerLayer(d_model, num_heads, ffn_ratio, dropout, block) for _ in range(num_layers))
+        self.ln_final = norm_layer(d_model, block)
 
     def forward(self, x: Tensor, mask: Tensor, num_outputs: Optional[int] = None) -> Tensor:
         """``num_outputs``: return only the last positions' states [B, num_outputs, D]; the

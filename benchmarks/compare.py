@@ -35,8 +35,18 @@ from llada_rec.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZERS = REPO / "experiments" / "tokenizer"
-MODELS = ("popularity", "transitions", "sasrec", "tiger", "llada-rec")
-NAMES = {"popularity": "Most popular", "transitions": "Item transitions", "sasrec": "SASRec", "tiger": "TIGER", "llada-rec": "LLaDA-Rec"}
+MODELS = ("popularity", "transitions", "gru4rec", "sasrec", "sasrec-bce", "bert4rec", "tiger", "rpg", "llada-rec")
+NAMES = {
+    "popularity": "Most popular",
+    "transitions": "Item transitions",
+    "gru4rec": "GRU4Rec",
+    "sasrec": "SASRec (CE)",  # full softmax over all items
+    "sasrec-bce": "SASRec (BCE)",  # the original loss: one sampled negative per position
+    "bert4rec": "BERT4Rec",
+    "tiger": "TIGER",
+    "rpg": "RPG",
+    "llada-rec": "LLaDA-Rec",
+}
 MONITOR = "val/ndcg@10"
 
 
@@ -95,10 +105,22 @@ def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
         from llada_rec.models.baselines import ItemTransitions
 
         return ItemTransitions()
-    if name == "sasrec":
+    if name in ("sasrec", "sasrec-bce"):
         from llada_rec.models.baselines import SASRec
 
-        return SASRec(**size)
+        return SASRec(**size, loss="bce" if name == "sasrec-bce" else "ce")
+    if name == "gru4rec":
+        from llada_rec.models.baselines import GRU4Rec
+
+        return GRU4Rec(**{k: v for k, v in size.items() if k != "num_attention_heads"})
+    if name == "bert4rec":
+        from llada_rec.models.baselines import BERT4Rec
+
+        return BERT4Rec(**size)
+    if name == "rpg":
+        from llada_rec.models.baselines import RPG
+
+        return RPG(**size)
     if name == "tiger":
         from llada_rec.models.baselines import TIGER
 
@@ -131,8 +153,9 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) ->
 
 
 def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Optional[str], float]:
-    """(artifact directory, seconds spent) for a semantic-ID model; (None, 0) for the others."""
-    if name not in ("tiger", "llada-rec"):
+    """(artifact directory, seconds spent) for a semantic-ID model; (None, 0) for the others.
+    RPG uses LLaDA-Rec's parallel IDs (the Multi-Head VQ-VAE, or ``--llada-tokenizer``)."""
+    if name not in ("tiger", "llada-rec", "rpg"):
         return None, 0.0
     ready = args.tiger_semantic_ids if name == "tiger" else args.llada_semantic_ids
     if ready:

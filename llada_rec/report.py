@@ -39,17 +39,22 @@ DATASET_NAMES = {
     "Video_Games": "Game",
     "Demo_Electronics": "Demo",
 }
-MODEL_NAMES = {
+MODEL_NAMES = {  # in the paper's Table 3 order
     "MostPopular": "MostPop",
     "ItemTransitions": "Transitions",
+    "GRU4Rec": "GRU4Rec",
     "SASRec": "SASRec",
+    "BERT4Rec": "BERT4Rec",
     "TIGER": "TIGER",
+    "RPG": "RPG",
     "LLaDARec": "LLaDA-Rec",
 }
+#: SASRec's name says its loss: full-softmax cross-entropy, or the original BCE with one sampled negative
+SASREC_LOSS_NAMES = {"ce": "SASRec (CE)", "bce": "SASRec (BCE)"}
 TOKENIZER_NAMES = {"MultiHeadVQVAE": "MH-VQVAE", "RQVAE": "RQ-VAE", "RQKMeans": "RQ-KMeans", "OPQ": "OPQ"}
 TOKENIZER_FILE_STEMS = {"rqvae": "RQVAE", "rqkmeans": "RQKMeans", "opq": "OPQ"}
 #: the tokenizer each semantic-ID model is defined with; another one is a variant
-DEFAULT_TOKENIZER = {"LLaDARec": "MultiHeadVQVAE", "TIGER": "RQVAE"}
+DEFAULT_TOKENIZER = {"LLaDARec": "MultiHeadVQVAE", "TIGER": "RQVAE", "RPG": "MultiHeadVQVAE"}
 ATTENTION_NAMES = {"causal": "Causal", "inter_item_causal": "Inter-item causal", "intra_item_causal": "Intra-item causal"}
 ORDER_NAMES = {"left_to_right": "Left2Right", "right_to_left": "Right2Left"}
 DEFAULT_NUM_STEPS = 4  # T = M = 4 (SPEC §5)
@@ -242,6 +247,14 @@ def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def model_name(model_class: str, config: Mapping[str, Any]) -> str:
+    """A run's model as the tables name it (SASRec with its loss)."""
+    if model_class == "SASRec":
+        loss = _section(_section(config, "model"), "init_args").get("loss", "ce")
+        return SASREC_LOSS_NAMES.get(str(loss), f"SASRec ({loss})")
+    return MODEL_NAMES.get(model_class, model_class)
+
+
 def named_variant(run: Run) -> dict[str, str]:
     """What differs from the paper's model in the named ablation settings (Table 4, Figs 3-5)."""
     s = run.settings
@@ -273,13 +286,13 @@ def describe_runs(runs: list[Run]) -> None:
     for run in runs:
         run.dataset = dataset_name(run.config, fallback=run.path.parent.name)
         run.model_class = model_class(run.config)
-        run.model = MODEL_NAMES.get(run.model_class, run.model_class)
+        run.model = model_name(run.model_class, run.config)
         run.tokenizer = tokenizer_class(run.config) if run.model_class in DEFAULT_TOKENIZER else None
         run.settings = run_settings(run.config)
         run.variant = named_variant(run)
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
-        groups[(run.dataset, run.model_class)].append(run)
+        groups[(run.dataset, run.model)].append(run)  # the two SASRec losses are two models
     for group in groups.values():
         keys = sorted({k for run in group for k in run.settings if k not in NAMED_SETTINGS})
         for key in keys:

@@ -8,12 +8,14 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
 from llada_rec.models.base import DataInfo
-from llada_rec.models.baselines import SASRec, TIGER, ItemTransitions, MostPopular
+from llada_rec.models.baselines import BERT4Rec, GRU4Rec, RPG, SASRec, TIGER, ItemTransitions, MostPopular
 from llada_rec.models.baselines.common import top_k_items
+from llada_rec.models.baselines.sasrec import other_items
 
 
 def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
@@ -104,9 +106,9 @@ def test_transitions_exclude_history():
 
 
 # -- SASRec -----------------------------------------------------------------------------
-def tiny_sasrec(num_items: int = 12, max_history: int = 6, dropout: float = 0.0) -> SASRec:
+def tiny_sasrec(num_items: int = 12, max_history: int = 6, dropout: float = 0.0, loss: str = "ce") -> SASRec:
     torch.manual_seed(0)
-    model = SASRec(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout)
+    model = SASRec(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout, loss=loss)
     model.data_info = DataInfo(num_items=num_items, max_history=max_history)
     model.build(model.data_info)
     return model.eval()
@@ -138,8 +140,9 @@ def test_sasrec_full_ranking_shape_and_padding():
     torch.testing.assert_close(top, expected.values, rtol=1e-5, atol=1e-5)
 
 
-def test_sasrec_loss_decreases_and_learns_a_cycle():
-    model = tiny_sasrec(num_items=8, max_history=4)
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_sasrec_loss_decreases_and_learns_a_cycle(loss):
+    model = tiny_sasrec(num_items=8, max_history=4, loss=loss)
     model.train()
     # next item = previous item + 1 (cyclic over 1..8); histories of 1 to 4 items
     histories, targets = [], []
@@ -151,15 +154,37 @@ def test_sasrec_loss_decreases_and_learns_a_cycle():
     batch = {"history": torch.tensor(histories), "target": torch.tensor(targets)}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = float(model.loss(batch).detach())
-    for _ in range(60):
+    for _ in range(60 if loss == "ce" else 150):
         optimizer.zero_grad()
-        loss = model.loss(batch)
-        loss.backward()
+        model.loss(batch).backward()
         optimizer.step()
     model.eval()
     assert float(model.loss(batch)) < 0.2 * first
     items, _ = model.recommend(batch["history"], 1, "test")
     assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+
+
+def test_sasrec_bce_negatives_are_uniform_over_other_items():
+    torch.manual_seed(0)
+    target = torch.tensor([1, 4, 5]).repeat(4000)
+    negative = other_items(target, 5)
+    assert bool((negative != target).all()) and int(negative.min()) == 1 and int(negative.max()) == 5
+    counts = torch.bincount(negative[target == 4], minlength=6)[1:].float()  # items 1, 2, 3, 5 each about 1/4
+    assert counts[3] == 0 and bool(((counts[[0, 1, 2, 4]] / counts.sum() - 0.25).abs() < 0.03).all())
+
+
+def test_sasrec_bce_loss_is_positive_against_one_negative():
+    model = tiny_sasrec(num_items=6, loss="bce")
+    batch = {"history": torch.tensor([[0, 1, 2], [3, 4, 5]]), "target": torch.tensor([3, 6])}
+    with torch.no_grad():
+        scores = model.full_scores(batch["history"])  # [B, N]
+        torch.manual_seed(7)
+        negative = other_items(batch["target"], 6)
+        positive = scores.gather(1, batch["target"][:, None] - 1)[:, 0]
+        sampled = scores.gather(1, negative[:, None] - 1)[:, 0]
+        expected = (-F.logsigmoid(positive) - F.logsigmoid(-sampled)).mean()
+        torch.manual_seed(7)  # the same negatives inside the loss
+        torch.testing.assert_close(model.loss(batch), expected)
 
 
 # -- TIGER ------------------------------------------------------------------------------
@@ -283,7 +308,7 @@ def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
     assert int(restored.fitted) == 1
 
 
-@pytest.mark.parametrize("model_class", [SASRec, TIGER])
+@pytest.mark.parametrize("model_class", [SASRec, TIGER, BERT4Rec, GRU4Rec, RPG])
 def test_neural_model_fit_test_and_reload(tmp_path, model_class):
     from llada_rec.data.datamodule import RecDataModule
     from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
@@ -294,7 +319,7 @@ def test_neural_model_fit_test_and_reload(tmp_path, model_class):
     )
     codes = torch.cartesian_prod(torch.arange(3), torch.arange(3))[:7].numpy()  # 7 unique tuples, M=2, K=3
     SemanticIds(codes, 3, datamodule.item_ids, embeddings_hash(datamodule.embeddings)).save(tmp_path / "ids")
-    size = dict(d_model=16, num_layers=1, num_attention_heads=2, top_k=5, metric_ks=(1, 5))
+    size = dict(d_model=16, num_layers=1, top_k=5, metric_ks=(1, 5), **({} if model_class is GRU4Rec else {"num_attention_heads": 2}))
     model = model_class(**size, **({"beam_size": 7, "val_beam_size": 7} if model_class is TIGER else {}))
     trainer = tiny_trainer(tmp_path / "run", max_epochs=2)
     trainer.fit(model, datamodule=datamodule)

@@ -89,7 +89,7 @@ def test_variants_are_named_from_config_differences(runs_root: Path) -> None:
     assert len(runs) == 14
     expected = {
         "scientific/version_0": ("LLaDA-Rec", None),
-        "scientific/version_1": ("SASRec", None),
+        "scientific/version_1": ("SASRec (CE)", None),
         "scientific/version_2": ("TIGER", None),  # RQ-VAE is TIGER's own tokenizer
         "scientific/rqvae": ("RQ-VAE", "tokenizer"),
         "scientific/no_history_mask": ("w/o L_His-Mask", "training"),
@@ -112,7 +112,7 @@ def test_table3_is_metrics_by_models_per_dataset_with_best_bold(runs_root: Path)
     text = table3(load_runs([runs_root]))
     scientific = text.split("**Instrument**")[0]
     header = [c.strip() for c in scientific.splitlines()[2].strip("|").split("|")]
-    assert header == ["metric", "SASRec", "TIGER", "LLaDA-Rec"]
+    assert header == ["metric", "SASRec (CE)", "TIGER", "LLaDA-Rec"]
     assert table_row(scientific, "R@5") == ["0.0240", "0.0282", "**0.0310**"]
     assert table_row(scientific, "N@10") == ["0.0197", "0.0236", "**0.0256**"]
     assert "Causal" not in scientific and "α=" not in scientific  # variants belong to Table 4
@@ -189,3 +189,23 @@ def test_metrics_table_keeps_the_demo_layout() -> None:
     text = report.metrics_table({"most-popular": {"test/recall@10": 0.1}, "LLaDA-Rec": {"test/recall@10": 0.25, "test/ndcg@5": 0.125}})
     assert text.splitlines()[0] == "| model | R@1 | R@5 | R@10 | N@5 | N@10 |"
     assert table_row(text, "LLaDA-Rec") == ["-", "-", "0.2500", "0.1250", "-"]
+
+
+def test_table3_names_both_sasrec_losses_and_orders_the_baselines_as_the_paper(tmp_path: Path) -> None:
+    classes = {
+        "GRU4Rec": "llada_rec.models.baselines.GRU4Rec", "BERT4Rec": "llada_rec.models.baselines.BERT4Rec",
+        "RPG": "llada_rec.models.baselines.RPG", **CLASS,
+    }
+    runs = [("LLaDA-Rec", {}, {}), ("RPG", {}, {}), ("RPG", {}, {"tokenizer_overrides": ["experiments/tokenizer/opq.yaml"]}),
+            ("TIGER", {}, {"tokenizer_overrides": ["experiments/tokenizer/rqvae.yaml"]}), ("BERT4Rec", {}, {}),
+            ("SASRec", {"loss": "bce"}, {}), ("SASRec", {}, {}), ("GRU4Rec", {}, {})]
+    for i, (model, init_args, data) in enumerate(runs):
+        directory = write_run(tmp_path / f"version_{i}", "Scientific", "SASRec", (0.01 * (i + 1),) * 5, init_args, data)
+        config = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
+        config["model"]["class_path"] = classes[model]
+        (directory / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    loaded = load_runs([tmp_path])
+    header = [c.strip() for c in table3(loaded).splitlines()[2].strip("|").split("|")]
+    assert header == ["metric", "GRU4Rec", "SASRec (BCE)", "SASRec (CE)", "BERT4Rec", "TIGER", "RPG", "LLaDA-Rec"]
+    opq = next(r for r in loaded if r.path.name == "version_2")
+    assert (opq.model, opq.label, opq.family) == ("RPG", "OPQ", "tokenizer")  # RPG's own tokenizer, a variant here

@@ -1,4 +1,5 @@
-"""Pieces the baselines share: full-ranking top-k and the wiring of count-based models.
+"""Pieces the baselines share: full-ranking top-k, the wiring of the neural models that
+score every item, and the wiring of count-based models.
 
 Count models (most popular, item transitions) have nothing to learn by gradient: their
 statistics are computed once from the training split when ``fit`` starts and kept as
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
 from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.models.optim import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,35 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
         items = torch.cat([items, items.new_zeros(batch, pad)], dim=1)
         top_scores = torch.cat([top_scores, top_scores.new_full((batch, pad), float("-inf"))], dim=1)
     return items, top_scores
+
+
+class FullRankingRecommender(SequentialRecommender):
+    """Base of the neural models that score every item (SASRec, BERT4Rec, GRU4Rec, RPG).
+
+    A subclass implements ``full_scores(history [B, L]) -> [B, N]`` (float32, column
+    ``i - 1`` = item ``i``) and ``loss(batch) -> scalar``, and saves ``lr``,
+    ``weight_decay`` and ``warmup_ratio`` among its hyperparameters; training (the shared
+    AdamW recipe) and top-k recommendation live here once.
+    """
+
+    def full_scores(self, history: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
+
+    @torch.no_grad()
+    def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
+        return top_k_items(self.full_scores(history), k)
 
 
 def training_parts(data: SequenceData) -> list[list[int]]:

@@ -1,39 +1,232 @@
 """Command line: LightningCLI for fit/validate/test/predict, plus the project's own commands.
 
     llada-rec fit --config experiments/scientific.yaml      (also: `lightning fit ...`,
-    llada-rec test --config ... --ckpt_path best             `python -m llada_rec fit ...`)
+    llada-rec fit --config ... --ckpt_path last              `python -m llada_rec fit ...`)
+    llada-rec test --config ... --ckpt_path best
     llada-rec data stats --format lcrec --path DIR
     llada-rec demo                                           fit + test on the embedded demo data
     llada-rec report RUN_DIR... --out DIR                    tables and plots from finished runs
     llada-rec sweep experiments/sweeps/alpha_lr.yaml         a W&B sweep file, run locally
+
+User errors (``UserError``: data, arguments, files) print one line and exit non-zero;
+``--debug`` or ``LLADA_REC_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import logging
+import os
+import re
+import shutil
 import sys
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+import lightning_utilities.core.rank_zero
+import torch
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
+import llada_rec.models  # noqa: F401  (registers the model classes: --model LLaDARec works)
+import llada_rec.models.baselines  # noqa: F401
+import llada_rec.tokenizers  # noqa: F401
+from llada_rec.data.dataset import preprocess
 from llada_rec.data.datamodule import RecDataModule
+from llada_rec.data.readers import FORMATS, read_source
+from llada_rec.tokenizers.artifact import SemanticIds
+from llada_rec.tokenizers.stage import load_tokenizer_config
+from llada_rec.utils import ConfigError, UserError
+from llada_rec.report import main as report_main, print_metrics_table
+from llada_rec.sweep import main as sweep_main
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-
+COMMANDS = {
+    "fit": "train a model (recommender or tokenizer) from a config; --ckpt_path last resumes",
+    "validate": "validate a checkpoint",
+    "test": "test a checkpoint; writes metrics.json beside its run",
+    "predict": "recommend for the test users (or --data.predict_histories); writes predictions.jsonl",
+    "data stats": "dataset figures after filtering (paper Table 2)",
+    "demo": "fit and test LLaDA-Rec and the most-popular floor on the embedded demo data",
+    "report": "tables (paper Tables 3-4) and bar charts (Figures 3-6) from finished runs",
+    "sweep": "run a W&B sweep file locally; `sweep run ARGS` is one trial (fit + test)",
+}
+DEBUG_ENV = "LLADA_REC_DEBUG"
+_DEBUG = False  # set by main(): --debug or LLADA_REC_DEBUG=1
 
 #: Decoding settings a config may change when it tests or predicts with a trained checkpoint.
 DECODING_ARGS = ("beam_size", "val_beam_size", "num_steps", "order", "constrained", "decode_chunk_size", "top_k")
 
+#: Ranges of init arguments, by name, for any model or the DataModule: checked before
+#: anything is built, so a bad value fails in a second with the option named.
+ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "alpha": (lambda v: v >= 0, ">= 0"),
+    "temperature": (lambda v: v > 0, "> 0"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beam_size": (lambda v: v >= 1, ">= 1"),
+    "val_beam_size": (lambda v: v >= 1, ">= 1"),
+    "num_steps": (lambda v: v >= 1, ">= 1"),
+    "top_k": (lambda v: v >= 1, ">= 1"),
+    "d_model": (lambda v: v >= 1, ">= 1"),
+    "num_layers": (lambda v: v >= 1, ">= 1"),
+    "num_attention_heads": (lambda v: v >= 1, ">= 1"),
+    "decode_chunk_size": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "eval_batch_size": (lambda v: v >= 1, ">= 1"),
+    "item_batch_size": (lambda v: v >= 1, ">= 1"),
+    "max_history": (lambda v: v >= 1, ">= 1"),
+    "kcore": (lambda v: v >= 0, ">= 0"),
+    "num_heads": (lambda v: v >= 1, ">= 1"),
+    "codebook_size": (lambda v: v >= 2, ">= 2"),
+}
+
+
+def check_ranges(values: Any, prefix: str) -> None:
+    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range."""
+    for name, value in dict(values or {}).items():
+        rule = ARG_RULES.get(name)
+        if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        ok, required = rule
+        if not ok(value):
+            raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
+
+
+def expected_num_heads(data: Any) -> Optional[int]:
+    """M from the data config without touching the data: the artifact's codes or the tokenizer config."""
+    if data.get("semantic_ids"):
+        ids = SemanticIds.load(data["semantic_ids"])
+        return ids.num_heads
+    if data.get("tokenizer_config"):
+        config = load_tokenizer_config([data["tokenizer_config"], *(data.get("tokenizer_overrides") or [])])
+        return config.model.init_args.get("num_heads")
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Run directories and checkpoints
+# ---------------------------------------------------------------------------------------
+def _first_logger(trainer_config: Any) -> Optional[Any]:
+    logger = trainer_config.get("logger")
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    return logger if logger not in (None, True, False) and hasattr(logger, "get") else None
+
+
+def logger_root(trainer_config: Any) -> Optional[Path]:
+    """``save_dir/name`` of the first (CSV-style) logger: the parent of the run's version dirs."""
+    logger = _first_logger(trainer_config)
+    if logger is None:
+        return None
+    init = logger.get("init_args") or {}
+    save_dir = init.get("save_dir")
+    if save_dir is None:
+        return None
+    name = init.get("name", "lightning_logs")
+    return Path(save_dir) / name if name else Path(save_dir)
+
+
+def checkpoint_run_dir(ckpt_path: str | os.PathLike) -> Optional[Path]:
+    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt`` -> ``<run>``)."""
+    path = Path(ckpt_path)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def find_checkpoint(root: Optional[Path], which: str) -> Path:
+    """The newest run's ``last.ckpt`` (``which="last"``) or its best checkpoint (``"best"``) below root."""
+    where = f"{root}/*/checkpoints" if root is not None else "the logger's run directories"
+    lasts = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
+    if which == "last":
+        if not lasts:
+            raise ConfigError(f"--ckpt_path last: no last.ckpt in {where}; train first (fit), or pass a checkpoint path")
+        return lasts[-1]
+    if lasts:
+        state = torch.load(lasts[-1], map_location="cpu", weights_only=True).get("callbacks", {})
+        for key, value in state.items():
+            best = value.get("best_model_path") if key.startswith("ResumableCheckpoint") or key.startswith("ModelCheckpoint") else None
+            if best and Path(best).is_file():
+                return Path(best)
+    bests = sorted(root.glob("*/checkpoints/best*.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
+    if not bests:
+        raise ConfigError(f"--ckpt_path best: no best checkpoint in {where}; train first (fit), or pass a checkpoint path")
+    return bests[-1]
+
+
+def read_metrics_rows(path: Path, last_epoch: int) -> list[dict[str, Any]]:
+    """The rows of a metrics.csv logged in epochs <= last_epoch, as numbers."""
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            values = {k: float(v) for k, v in row.items() if v not in ("", None)}
+            if "epoch" in values and values["epoch"] > last_epoch:
+                continue
+            for key in ("step", "epoch"):
+                if key in values:
+                    values[key] = int(values[key])
+            rows.append(values)
+    return rows
+
+
+_SKIP = ("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path", "Given value",
+         "Expected a <class 'NoneType'>", "Parser key", "Expected a path but")
+
+
+def short_argument_error(message: str) -> str:
+    """One line from jsonargparse's nested union report: the option at fault and why."""
+    lines = [line.strip().lstrip("- ").strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return message.strip()
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
+    reasons = [line for line in lines if not line.startswith(_SKIP)]
+    reason = reasons[0] if reasons else lines[-1]
+    if reason.startswith("Expected a dot import path string"):
+        reason = f"unknown class {given!r} (e.g. LLaDARec, SASRec, TIGER; `--model.help CLASS` lists its options)"
+    elif reason.startswith("Expected a <class") and "Got value" not in reason and given is not None:
+        reason = f"{reason}. Got value: {given}"
+    return f"--{'.'.join(keys)}: {reason}" if keys else reason
+
+
+class ArgumentParser(LightningArgumentParser):
+    """jsonargparse's parser with one-line errors (the full report with --debug)."""
+
+    def error(self, message: str, ex: Optional[Exception] = None):  # type: ignore[override]
+        if _DEBUG or not self.exit_on_error:
+            return super().error(message, ex)
+        prog = self.prog.replace(" [options]", "")
+        sys.stderr.write(f"llada-rec: error: {short_argument_error(message)}  (see `{prog} --help`)\n")
+        raise SystemExit(2)
+
 
 class SaveAndLogConfigCallback(SaveConfigCallback):
-    """config.yaml in the run dir, and the same config in the W&B run's config."""
+    """config.yaml in the run dir (for test/predict with a checkpoint: in the output dir,
+    unless that is the checkpoint's own run, whose config stays), and in the W&B run."""
+
+    output_dir: Optional[str] = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.output_dir is None:
+            return super().setup(trainer, pl_module, stage)
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            if self.save_to_log_dir:
+                os.makedirs(self.output_dir, exist_ok=True)
+                path = os.path.join(self.output_dir, self.config_filename)
+                self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            self.save_config(trainer, pl_module, stage)
+        self.already_saved = True
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.config.update({"cli": self.config.as_dict()}, allow_val_change=True)
@@ -43,30 +236,188 @@ class LLaDARecCLI(LightningCLI):
     """LightningCLI with the project's DataModule fixed and any LightningModule as the model."""
 
     def __init__(self, args: Optional[Sequence[str]] = None, run: bool = True, **kwargs) -> None:
+        self._resume: Optional[tuple[Path, int]] = None  # (run dir, checkpoint epoch) of `fit` resuming
+        self._output_dir: Optional[Path] = None  # test/predict with a checkpoint
+        self._ckpt_run_dir: Optional[Path] = None
+        self._validated = False
         super().__init__(
             model_class=L.LightningModule,
             datamodule_class=RecDataModule,
             subclass_mode_model=True,
             subclass_mode_data=False,
-            parser_kwargs={"parser_mode": "omegaconf", "default_env": False},
+            parser_kwargs={"parser_mode": "omegaconf", "default_env": False, **{c: {"epilog": FIT_EPILOG} for c in LIGHTNING_COMMANDS}},
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
             args=args,
             run=run,
             auto_configure_optimizers=False,
             save_config_callback=SaveAndLogConfigCallback,
+            parser_class=ArgumentParser,
             **kwargs,
         )
 
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--output_dir", type=Optional[str], default=None,
+            help="test/predict: where metrics.json / predictions.jsonl go (default: the checkpoint's run dir)",
+        )
+
+    # -- checkpoints --------------------------------------------------------------------
     def _parse_ckpt_path(self) -> None:
-        """Checkpoint hyperparameters fill the model config, except decoding settings, which
-        the config keeps: inference ablations test one checkpoint with other decoders."""
+        """``last`` / ``best`` name the newest run's checkpoints; checkpoint hyperparameters
+        fill the model config, except decoding settings, which the config keeps (inference
+        ablations test one checkpoint with other decoders)."""
         sub = self.config.get("subcommand")
-        init_args = self.config[sub].model.get("init_args") if sub else None
+        if not sub:
+            return
+        self._resolve_checkpoint(sub)
+        self._validate()
+
+    def _resolve_checkpoint(self, sub: str) -> None:
+        cfg = self.config[sub]
+        ckpt = cfg.get("ckpt_path")
+        if ckpt in ("last", "best"):
+            if sub == "fit" and ckpt == "best":
+                raise ConfigError("fit --ckpt_path best: resume from `last` (or a checkpoint path); `best` is for test/predict")
+            ckpt = cfg.ckpt_path = str(find_checkpoint(logger_root(cfg.trainer), ckpt))
+            print(f"checkpoint: {ckpt}")
+        elif ckpt is not None and ckpt != "hpc" and not Path(ckpt).is_file():
+            raise ConfigError(f"--ckpt_path {ckpt}: no such file")
+        init_args = cfg.model.get("init_args")
         keep = {k: init_args[k] for k in DECODING_ARGS if init_args is not None and k in init_args}
+        hparams = {}
+        if ckpt is not None and Path(ckpt).is_file():
+            try:
+                hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+            except Exception as err:
+                raise UserError(f"--ckpt_path {ckpt}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
         super()._parse_ckpt_path()
+        cfg = self.config[sub]  # parsing the checkpoint's hyperparameters made a new config
         for key, value in keep.items():
-            self.config[sub].model.init_args[key] = value
+            cfg.model.init_args[key] = value
+        if ckpt is None or checkpoint_run_dir(ckpt) is None:
+            return
+        run_dir = checkpoint_run_dir(ckpt)
+        if sub == "fit":
+            root = logger_root(cfg.trainer)
+            if root is not None and run_dir.parent.resolve() == root.resolve():  # resume in place
+                _first_logger(cfg.trainer).init_args.version = run_dir.name
+                epoch = torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1)
+                self._resume = (run_dir, int(epoch))
+        elif sub in ("test", "predict"):
+            self._ckpt_run_dir = run_dir
+            root, logger = logger_root(cfg.trainer), _first_logger(cfg.trainer)
+            version = (logger.get("init_args") or {}).get("version") if logger is not None else None
+            changed = {k: v for k, v in keep.items() if k in hparams and hparams[k] != v}
+            variant = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
+            if root is not None and version is not None:  # the config names the run dir (ablations do)
+                self._output_dir = root / (version if isinstance(version, str) else f"version_{version}")
+            else:  # beside the checkpoint; another decoder gets a subdirectory named by what changed
+                self._output_dir = run_dir / variant if variant else run_dir
+
+    # -- validation before anything is built ---------------------------------------------
+    def before_instantiate_classes(self) -> None:
+        if not self._validated:
+            self._validate()
+
+    def _validate(self) -> None:
+        self._validated = True
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub else self.config
+        model = cfg.get("model")
+        init_args = model.get("init_args") if model is not None and hasattr(model, "get") else None
+        check_ranges(init_args, "--model.init_args")
+        check_ranges(cfg.get("data"), "--data")
+        if cfg.get("data") is not None and cfg.data.get("format") not in FORMATS:
+            raise ConfigError(f"--data.format={cfg.data.get('format')}: must be one of {', '.join(FORMATS)}")
+        if init_args is not None and init_args.get("num_steps") and cfg.get("data") is not None:
+            num_heads = expected_num_heads(cfg.data)
+            if num_heads and num_heads % init_args.num_steps:
+                raise ConfigError(
+                    f"--model.init_args.num_steps={init_args.num_steps}: must divide the number of codes per item "
+                    f"M={num_heads} (from {cfg.data.get('semantic_ids') or cfg.data.get('tokenizer_config')})"
+                )
+        if cfg.get("output_dir"):
+            if sub not in ("test", "predict", None):
+                raise ConfigError("--output_dir is for test and predict (fit writes into the logger's run dir)")
+            self._output_dir = Path(cfg.output_dir)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as err:  # a model's own argument check: name the option, drop the wrapping
+            cause = err
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, UserError):
+                raise cause from err
+            if isinstance(cause, (ValueError, TypeError)):
+                raise ConfigError(f"{_class_name(self.config, self.subcommand)}: {cause}") from err
+            raise
+
+    def after_instantiate_classes(self) -> None:
+        if self._output_dir is not None and self.subcommand in ("test", "predict"):
+            self.model.output_dir = str(self._output_dir)
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, SaveAndLogConfigCallback):
+                    callback.output_dir = str(self._output_dir)
+                    callback.save_to_log_dir = self._output_dir != self._ckpt_run_dir  # the fit's config stays
+            if self._ckpt_run_dir is not None:  # nothing is saved; keeps the callbacks' state valid
+                for callback in self.trainer.checkpoint_callbacks:
+                    callback.dirpath = str(self._ckpt_run_dir / "checkpoints")
+            # no new version directory for an evaluation of a trained run
+            self.trainer.loggers = [lg for lg in self.trainer.loggers if not isinstance(lg, CSVLogger)]
+
+    # -- running ---------------------------------------------------------------------------
+    def before_fit(self) -> None:
+        if self._resume is None:
+            return
+        run_dir, epoch = self._resume
+        rows = read_metrics_rows(run_dir / "metrics.csv", epoch)
+        logger = self.trainer.logger
+        with warnings.catch_warnings():  # "Previous log files ... will be deleted": we carry the rows over
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            writer = logger.experiment if logger is not None else None
+        if writer is not None and hasattr(writer, "metrics"):
+            writer.metrics[:0] = rows
+        print(f"resuming {run_dir} after epoch {epoch} ({len(rows)} metric rows kept)")
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run; a run that fails before writing anything leaves no empty run directory."""
+        before = set(_run_dirs(self.trainer))
+        output_dir = self._output_dir if self._output_dir is not None and not self._output_dir.exists() else None
+        try:
+            with warnings.catch_warnings():
+                if self._resume is not None:  # resuming in place: of course the directory is not empty
+                    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+                super()._run_subcommand(subcommand)
+        except BaseException:
+            if self.trainer.is_global_zero:
+                for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
+                    if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
+                        shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+
+def _run_dirs(trainer: L.Trainer) -> list[Path]:
+    roots = {Path(lg.root_dir) for lg in trainer.loggers if getattr(lg, "root_dir", None)}
+    return [p for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()]
+
+
+def _class_name(config: Any, sub: Optional[str]) -> str:
+    cfg = config[sub] if sub else config
+    model = cfg.get("model")
+    path = model.get("class_path", "") if model is not None and hasattr(model, "get") else ""
+    return f"--model {path.rsplit('.', 1)[-1]}" if path else "--model"
+
+
+FIT_EPILOG = (
+    "Model options: `--model.help CLASS` lists a model's init arguments, e.g. "
+    "`llada-rec fit --model.help LLaDARec` (also SASRec, TIGER, MostPopular, ItemTransitions, "
+    "MultiHeadVQVAE, RQVAE, RQKMeans, OPQ); `--print_config` after --config shows the composed "
+    "configuration.  `--ckpt_path last` resumes the newest run in its own directory; test/predict "
+    "accept `--ckpt_path best|last|PATH`.  --debug shows tracebacks."
+)
 
 
 def lightning_main(args: Optional[Sequence[str]] = None) -> LLaDARecCLI:
@@ -77,9 +428,6 @@ def lightning_main(args: Optional[Sequence[str]] = None) -> LLaDARecCLI:
 # Project commands
 # ---------------------------------------------------------------------------------------
 def data_stats(argv: Sequence[str]) -> None:
-    from llada_rec.data.dataset import preprocess
-    from llada_rec.data.readers import FORMATS, read_source
-
     parser = argparse.ArgumentParser(prog="llada-rec data stats", description="Dataset figures after filtering (paper Table 2).")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--path", required=True, help="directory with the data files")
@@ -95,10 +443,19 @@ def data_stats(argv: Sequence[str]) -> None:
         print(f"skipped {count:,}: {reason}")
 
 
+def data_main(argv: Sequence[str]) -> None:
+    if argv[:1] == ["stats"]:
+        return data_stats(argv[1:])
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        print("usage: llada-rec data stats --format FORMAT --path DIR [--category C] [--kcore K]\n\n"
+              f"commands:\n  stats    {COMMANDS['data stats']}\n\n"
+              f"formats: {', '.join(FORMATS)}.  `llada-rec data stats --help` for the options.")
+        return
+    raise ConfigError(f"unknown command 'data {argv[0]}'; expected: data stats")
+
+
 def demo(argv: Sequence[str]) -> None:
     """Fit and test LLaDA-Rec (and the most-popular floor) on the embedded demo data."""
-    from llada_rec.report import print_metrics_table
-
     parser = argparse.ArgumentParser(prog="llada-rec demo", description=demo.__doc__)
     parser.add_argument("--config", default=str(EXPERIMENTS / "demo.yaml"))
     parser.epilog = "Any other argument goes to LightningCLI, e.g. --trainer.max_epochs=2"
@@ -113,25 +470,73 @@ def demo(argv: Sequence[str]) -> None:
     print_metrics_table(results)
 
 
-def main(args: Optional[Sequence[str]] = None) -> None:
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv[:2] == ["data", "stats"]:
-        return data_stats(argv[2:])
-    if argv[:1] == ["demo"]:
+def print_help() -> None:
+    width = max(map(len, COMMANDS))
+    print("usage: llada-rec COMMAND [options]      (`lightning` and `python -m llada_rec` are the same)\n")
+    print("Generative recommendation by discrete diffusion (LLaDA-Rec) and its baselines.\n\ncommands:")
+    for name, line in COMMANDS.items():
+        print(f"  {name:<{width}}  {line}")
+    print("\n`llada-rec COMMAND --help` shows a command's options; for fit/validate/test/predict,\n"
+          "`llada-rec fit --model.help LLaDARec` lists a model's options.\n"
+          f"Errors print one line; --debug (or {DEBUG_ENV}=1) shows the traceback.")
+
+
+def _dispatch(argv: list[str], from_sys_argv: bool) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        return print_help()
+    if argv[0] == "data":
+        return data_main(argv[1:])
+    if argv[0] == "demo":
         return demo(argv[1:])
-    if argv[:1] == ["report"]:
-        from llada_rec.report import main as report_main
-
+    if argv[0] == "report":
         return report_main(argv[1:])
-    if argv[:1] == ["sweep"]:
-        from llada_rec.sweep import main as sweep_main
-
+    if argv[0] == "sweep":
         return sweep_main(argv[1:])
-    if argv[:1] and argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
+    if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
         print(f"llada-rec: unknown command {argv[0]!r}; expected one of "
-              f"{', '.join(LIGHTNING_COMMANDS)}, data stats, demo, report, sweep", file=sys.stderr)
+              f"{', '.join(LIGHTNING_COMMANDS)}, data stats, demo, report, sweep (llada-rec --help)", file=sys.stderr)
         raise SystemExit(2)
-    lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+    if from_sys_argv:
+        sys.argv = [sys.argv[0], *argv]  # LightningCLI reads sys.argv itself (without --debug)
+        lightning_main(None)
+    else:
+        lightning_main(argv)
+
+
+#: Messages nobody running this project can act on: tips about other products, a warning
+#: about TensorBoard not being installed (CSV is the default here), a deprecation inside
+#: Lightning, and "predict returned None" (predictions are written to a file instead).
+NOISE = ("💡 Tip:", "Starting from v1.9.0, `tensorboardX`", "`isinstance(treespec, LeafSpec)` is deprecated",
+         "predict returned None", "LightningCLI's args parameter")
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(NOISE)
+
+
+def quiet_known_noise() -> None:
+    """Silence the messages in NOISE; every other warning stays."""
+    for text in NOISE:
+        warnings.filterwarnings("ignore", message=re.escape(text))
+    for logger in {lightning_utilities.core.rank_zero.log, logging.getLogger("lightning.pytorch.utilities.rank_zero")}:
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
+
+
+def main(args: Optional[Sequence[str]] = None) -> None:
+    quiet_known_noise()
+    argv = list(sys.argv[1:] if args is None else args)
+    global _DEBUG
+    debug = _DEBUG = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        _dispatch(argv, from_sys_argv=args is None)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"llada-rec: error: {err}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from llada_rec.utils import atomic_write_text
+from llada_rec.utils import UserError, atomic_write_text
 
 METHODS = ("grid", "random", "bayes")
 DISTRIBUTIONS = ("categorical", "constant", "uniform", "log_uniform_values", "int_uniform")
@@ -42,7 +42,7 @@ ARGS_MACRO = "${args}"
 TABLE_METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep file that cannot be run: names the file and the field at fault."""
 
 
@@ -92,7 +92,7 @@ class Trial:
     index: int
     params: dict[str, Any]
     args: list[str]
-    status: str = "pending"  # pending | ok | failed
+    status: str = "pending"  # pending | ok | failed | done (finished by an earlier run, kept)
     run_dir: Optional[str] = None
     score: Optional[float] = None  # the sweep metric
     metrics: dict[str, float] = field(default_factory=dict)
@@ -332,13 +332,17 @@ def run_trials(
     out: Path,
     runner: Optional[Callable[[Sequence[str]], dict[str, Any]]] = None,
 ) -> list[Trial]:
-    """Run trials one after another; a failing trial is recorded and the sweep goes on.
+    """Run the pending trials one after another; a failing trial is recorded and the sweep goes on.
 
-    ``runner(args) -> result`` defaults to :func:`fit_and_test`.  ``sweep.json`` and
-    ``sweep.md`` in ``out`` are rewritten after every trial.
+    ``runner(args) -> result`` defaults to :func:`fit_and_test`.  Trials not ``pending``
+    (run before, or ``done`` in an earlier process) are kept as they are, so a study can
+    call this again with more trials.  ``sweep.json`` and ``sweep.md`` in ``out`` are
+    rewritten after every trial.
     """
     runner = runner or fit_and_test
     for trial in trials:
+        if trial.status != "pending":
+            continue
         print(f"\n[sweep {sweep.name}] trial {trial.index + 1}/{len(trials)}: {' '.join(format_args(trial.params))}", flush=True)
         started = time.perf_counter()
         try:
@@ -357,7 +361,7 @@ def run_trials(
 
 
 def best_trial(sweep: Sweep, trials: Sequence[Trial]) -> Optional[Trial]:
-    scored = [t for t in trials if t.status == "ok" and t.score is not None]
+    scored = [t for t in trials if t.status in ("ok", "done") and t.score is not None]
     if not scored:
         return None
     pick = max if sweep.goal == "maximize" else min

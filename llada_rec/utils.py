@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import Iterator
 
 
+class UserError(Exception):
+    """A mistake the user can fix (data, arguments, files); the CLI prints only its message."""
+
+
+class ConfigError(UserError, ValueError):
+    """A bad command-line or config argument; the message names the option."""
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only on success.

@@ -54,7 +54,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             # fit, then test the best checkpoint; CSV + W&B (offline) logging
             main(["sweep", "run", *recommender, "--config", str(experiments / "loggers" / "wandb.yaml")])
             run_dir = root / "runs" / "demo" / "smoke"
-            [checkpoint] = run_dir.rglob("*.ckpt")
+            [checkpoint] = run_dir.rglob("best*.ckpt")
             main(["predict", *recommender, "--ckpt_path", str(checkpoint)])
             main(["report", "runs", "--out", "report"])
     finally:

@@ -9,6 +9,7 @@ import yaml
 from llada_rec.data.datamodule import ItemDataModule
 from llada_rec.tokenizers import OPQ, RQVAE, MultiHeadVQVAE, RQKMeans, SemanticIds
 from llada_rec.tokenizers.stage import build_semantic_ids, cache_key, load_tokenizer_config
+from llada_rec.utils import ConfigError
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
@@ -140,7 +141,7 @@ def test_stage_merges_configs_like_the_cli(tmp_path):
     ids = SemanticIds.load(path)
     assert ids.tokenizer["class_path"].endswith("RQKMeans")
     assert ids.num_heads == 2 and ids.codebook_size == 16  # K kept from the base config
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(ConfigError, match="no such file"):
         build_semantic_ids(tmp_path / "missing.yaml", embeddings, [str(i) for i in range(100)], np.arange(1, 90), tmp_path / "c")
 
 

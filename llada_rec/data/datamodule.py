@@ -11,12 +11,12 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Literal, Optional, Sequence
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
 from llada_rec.data.text import DEFAULT_TEXT_FIELDS
@@ -56,6 +56,58 @@ def collate_sequences(rows: list[tuple[int, int, list[int], int]]) -> dict[str, 
         "history": history,  # [B, L]
         "target": torch.tensor([r[3] for r in rows], dtype=torch.long),
     }
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Training order: a permutation seeded by (seed, epoch), so a run resumed at an epoch
+    boundary sees the same order as an uninterrupted one (Lightning calls ``set_epoch``)."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.size = len(dataset)  # type: ignore[arg-type]
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+class LengthBucketSampler(EpochShuffleSampler):
+    """Training order with little padding: the epoch's permutation (seeded by (seed, epoch))
+    cut into pools of ``pool_batches`` batches, each pool sorted by history length and cut
+    into batches, and the batches shuffled.  Every sample is visited once per epoch, as with
+    :class:`EpochShuffleSampler`; a batch's histories are about equally long, so dynamic
+    padding removes most of the padded tokens (on Scientific, about 3x fewer token slots).
+    The DataLoader's ``batch_size`` must equal ``batch_size`` here.  (Under DDP, Lightning
+    deals the indices out to the processes in turn, so a process's batch spans two buckets.)
+    """
+
+    def __init__(self, dataset: "SequenceSamples", batch_size: int, seed: int = 0, pool_batches: int = 50) -> None:
+        super().__init__(dataset, seed)
+        self.lengths = torch.tensor([len(history) for _, history, _ in dataset.samples])
+        self.batch_size = batch_size
+        self.pool_batches = pool_batches
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        pool = self.batch_size * self.pool_batches
+        batches: list[torch.Tensor] = []
+        for start in range(0, self.size, pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[self.lengths[chunk].argsort(stable=True)]
+            batches.extend(chunk.split(self.batch_size))
+        # pools hold whole batches, so only the very last batch can be short: it stays last, or
+        # it would shift the DataLoader's batch boundaries off the buckets' for the rest of the epoch
+        full = len(batches) - (1 if batches and len(batches[-1]) < self.batch_size else 0)
+        shuffled = torch.randperm(full, generator=generator).tolist() + list(range(full, len(batches)))
+        return iter(torch.cat([batches[i] for i in shuffled]).tolist() if batches else [])
 
 
 class EvalDistributedSampler(DistributedSampler):
@@ -158,6 +210,9 @@ class RecDataModule(L.LightningDataModule):
             per-epoch validation on large data).
         test_max_users: the same for test (budgeted benchmarks only: the figures then
             cover a subset; with equal sizes val and test keep the same users).
+        train_order: "length_buckets" (default) batches training samples of about equal
+            history length (shuffled pools sorted by length, batches shuffled), which cuts
+            the padded tokens about 3x on Amazon data; "shuffle" is a plain permutation.
     """
 
     def __init__(
@@ -187,6 +242,7 @@ class RecDataModule(L.LightningDataModule):
         test_max_users: Optional[int] = None,
         item_batch_size: int = 2048,
         num_workers: int = 0,
+        train_order: Literal["shuffle", "length_buckets"] = "length_buckets",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -215,6 +271,9 @@ class RecDataModule(L.LightningDataModule):
         self.max_users = {"val": val_max_users, "test": test_max_users}
         self.item_batch_size = item_batch_size
         self.num_workers = num_workers
+        if train_order not in ("shuffle", "length_buckets"):
+            raise ValueError(f"train_order must be 'shuffle' or 'length_buckets', got {train_order!r}")
+        self.train_order = train_order
         self.seed = seed
         self._data: Optional[SequenceData] = None
         self._embeddings: Optional[np.ndarray] = None
@@ -359,18 +418,19 @@ class RecDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.split(name)
-        sampler = None
-        if not shuffle:
+        if shuffle and self.train_order == "length_buckets":
+            sampler: Sampler = LengthBucketSampler(dataset, self.batch_size, self.seed)
+        elif shuffle:
+            sampler = EpochShuffleSampler(dataset, self.seed)
+        else:
             trainer = self.trainer
             replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
             sampler = EvalDistributedSampler(dataset, replicas, rank)
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
             sampler=sampler,
-            generator=generator,
+            generator=torch.Generator().manual_seed(self.seed),  # workers' seeds; not the global RNG
             collate_fn=collate_sequences,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from llada_rec.utils import UserError
+
 log = logging.getLogger(__name__)
 
 PAD_ITEM = 0
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad or unusable input data; the message names the file, line or field."""
 
 

@@ -29,6 +29,8 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from llada_rec.utils import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023"
@@ -36,7 +38,7 @@ KINDS = ("reviews", "meta", "benchmark")
 USER_AGENT = "llada-rec-downloader/0.1 (python urllib)"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file could not be fetched; the message says which and what to do about it."""
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from llada_rec.callbacks import TrainingClock
 from llada_rec.metrics import NDCGAtK, RecallAtK
 from llada_rec.utils import atomic_write_text
 
@@ -50,6 +51,7 @@ class SequentialRecommender(L.LightningModule):
         self.test_metrics = ranking_metrics(self.metric_ks, prefix="test/")
         self._predictions: list[dict[str, Any]] = []
         self._valid_unique = [0, 0]  # [valid-and-unique returned items, returned items]
+        self.output_dir: Optional[str] = None  # where test/predict write; see run_dir()
 
     # -- to implement -------------------------------------------------------------------
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
@@ -64,6 +66,10 @@ class SequentialRecommender(L.LightningModule):
         is "val", "test" or "predict" so a model may use a cheaper decoder in validation.
         """
         raise NotImplementedError
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Every run logs validation's share of the training time (``time/val_share``)."""
+        return [TrainingClock()]
 
     # -- set-up and checkpoints ---------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -176,10 +182,12 @@ def ranking_metrics(ks: Sequence[int], prefix: str) -> MetricCollection:
 
 
 def run_dir(trainer: L.Trainer) -> str:
-    """Where a run writes its files: the logger's version directory, else the root dir.
+    """Where a run writes its files: the module's ``output_dir`` when set (the CLI sets it for
+    test/predict with a checkpoint: that checkpoint's run, or ``--output_dir``), else the
+    logger's version directory, else the root dir.
 
     Under DDP ``trainer.log_dir`` broadcasts from rank 0, so every rank must call this.
     """
-    directory = trainer.log_dir or trainer.default_root_dir
+    directory = getattr(trainer.lightning_module, "output_dir", None) or trainer.log_dir or trainer.default_root_dir
     os.makedirs(directory, exist_ok=True)
     return directory

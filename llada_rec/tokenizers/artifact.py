@@ -27,6 +27,13 @@ import numpy as np
 import yaml
 
 from llada_rec.data.embeddings import embeddings_hash as _array_hash
+from llada_rec.utils import UserError
+
+
+
+class ArtifactError(UserError, ValueError):
+    """A semantic-ID artifact that is missing, malformed or made for other data."""
+
 
 FILES = ("codes.npy", "item_ids.json", "tokenizer.yaml", "embeddings.sha256", "stats.json")
 
@@ -76,22 +83,22 @@ class SemanticIds:
         """Raise ``ValueError`` naming the artifact and the broken field."""
         codes = self.codes
         if codes.ndim != 2 or codes.shape[1] < 1:
-            raise ValueError(f"{self.name}: codes.npy must be [items, heads], got shape {codes.shape}")
+            raise ArtifactError(f"{self.name}: codes.npy must be [items, heads], got shape {codes.shape}")
         if not np.issubdtype(codes.dtype, np.integer):
-            raise ValueError(f"{self.name}: codes.npy must hold integers, got {codes.dtype}")
+            raise ArtifactError(f"{self.name}: codes.npy must hold integers, got {codes.dtype}")
         if self.codebook_size < 2:
-            raise ValueError(f"{self.name}: codebook_size must be >= 2, got {self.codebook_size}")
+            raise ArtifactError(f"{self.name}: codebook_size must be >= 2, got {self.codebook_size}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(
+            raise ArtifactError(
                 f"{self.name}: codes must lie in [0, {self.codebook_size}), got [{codes.min()}, {codes.max()}]"
             )
         if len(self.item_ids) != codes.shape[0]:
-            raise ValueError(f"{self.name}: {codes.shape[0]} code rows but {len(self.item_ids)} item ids")
+            raise ArtifactError(f"{self.name}: {codes.shape[0]} code rows but {len(self.item_ids)} item ids")
         if len(set(self.item_ids)) != len(self.item_ids):
-            raise ValueError(f"{self.name}: item_ids.json repeats item ids")
+            raise ArtifactError(f"{self.name}: item_ids.json repeats item ids")
         duplicates = codes.shape[0] - len(np.unique(codes, axis=0)) if codes.size else 0
         if duplicates:
-            raise ValueError(f"{self.name}: {duplicates} items share a tuple with another item; codes must be unique")
+            raise ArtifactError(f"{self.name}: {duplicates} items share a tuple with another item; codes must be unique")
 
     # -- files ----------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
@@ -127,27 +134,27 @@ class SemanticIds:
         directory = Path(directory)
         name = f"semantic-ID artifact {directory}"
         if not directory.is_dir():
-            raise ValueError(f"{name}: no such directory")
+            raise ArtifactError(f"{name}: no such directory")
         missing = [f for f in FILES if not (directory / f).is_file()]
         if missing:
-            raise ValueError(f"{name}: missing {', '.join(missing)}")
+            raise ArtifactError(f"{name}: missing {', '.join(missing)}")
         try:
             codes = np.load(directory / "codes.npy", allow_pickle=False)
         except (OSError, ValueError, EOFError) as err:
-            raise ValueError(f"{name}: codes.npy is unreadable ({err})") from err
+            raise ArtifactError(f"{name}: codes.npy is unreadable ({err})") from err
         item_ids = _read_json(directory / "item_ids.json", name, list)
         stats = _read_json(directory / "stats.json", name, dict)
         try:
             tokenizer = yaml.safe_load((directory / "tokenizer.yaml").read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
-            raise ValueError(f"{name}: tokenizer.yaml is not valid YAML ({err})") from err
+            raise ArtifactError(f"{name}: tokenizer.yaml is not valid YAML ({err})") from err
         if not isinstance(tokenizer, dict):
-            raise ValueError(f"{name}: tokenizer.yaml must be a mapping")
+            raise ArtifactError(f"{name}: tokenizer.yaml must be a mapping")
         digest = (directory / "embeddings.sha256").read_text(encoding="utf-8").strip()
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"{name}: embeddings.sha256 is not a sha256 hex digest")
+            raise ArtifactError(f"{name}: embeddings.sha256 is not a sha256 hex digest")
         if not isinstance(stats.get("codebook_size"), int):
-            raise ValueError(f"{name}: stats.json has no integer codebook_size")
+            raise ArtifactError(f"{name}: stats.json has no integer codebook_size")
         return cls(codes, stats["codebook_size"], item_ids, digest, stats, tokenizer, path=directory)
 
     # -- compatibility ---------------------------------------------------------------------
@@ -161,19 +168,19 @@ class SemanticIds:
         """Refuse an artifact made for other data or another model shape (``ValueError``)."""
         item_ids = [str(i) for i in item_ids]
         if len(item_ids) != self.num_items:
-            raise ValueError(f"{self.name}: made for {self.num_items} items, but the data has {len(item_ids)} items")
+            raise ArtifactError(f"{self.name}: made for {self.num_items} items, but the data has {len(item_ids)} items")
         if item_ids != self.item_ids:
             i = next(i for i, (a, b) in enumerate(zip(self.item_ids, item_ids)) if a != b)
-            raise ValueError(
+            raise ArtifactError(
                 f"{self.name}: item ids differ from the data's: item {i + 1} is {self.item_ids[i]!r} "
                 f"in the artifact but {item_ids[i]!r} in the data"
             )
         if num_heads is not None and num_heads != self.num_heads:
-            raise ValueError(f"{self.name}: has M={self.num_heads} codes per item, the model expects M={num_heads}")
+            raise ArtifactError(f"{self.name}: has M={self.num_heads} codes per item, the model expects M={num_heads}")
         if codebook_size is not None and codebook_size != self.codebook_size:
-            raise ValueError(f"{self.name}: has codebook size K={self.codebook_size}, the model expects K={codebook_size}")
+            raise ArtifactError(f"{self.name}: has codebook size K={self.codebook_size}, the model expects K={codebook_size}")
         if embeddings_hash is not None and embeddings_hash != self.embeddings_hash:
-            raise ValueError(
+            raise ArtifactError(
                 f"{self.name}: made from other embeddings (sha256 {self.embeddings_hash[:12]}..., "
                 f"data {embeddings_hash[:12]}...)"
             )
@@ -183,9 +190,9 @@ def _read_json(path: Path, name: str, kind: type) -> Any:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{name}: {path.name} is not valid JSON ({err})") from err
+        raise ArtifactError(f"{name}: {path.name} is not valid JSON ({err})") from err
     if not isinstance(value, kind):
-        raise ValueError(f"{name}: {path.name} must hold a JSON {kind.__name__}")
+        raise ArtifactError(f"{name}: {path.name} must hold a JSON {kind.__name__}")
     return value
 
 

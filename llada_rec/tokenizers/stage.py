@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 from llada_rec.tokenizers.base import SemanticIdTokenizer
-from llada_rec.utils import sha256_hex
+from llada_rec.utils import ConfigError, sha256_hex
 
 STAGE_VERSION = "llada-rec-semantic-ids-v1"  # bump to invalidate every cached artifact
 ConfigPaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -54,16 +54,16 @@ def load_tokenizer_config(tokenizer_config: ConfigPaths) -> Any:
     """Parse one or several YAML files (later ones override) into a jsonargparse Namespace."""
     paths = [tokenizer_config] if isinstance(tokenizer_config, (str, os.PathLike)) else list(tokenizer_config)
     if not paths:
-        raise ValueError("no tokenizer config given")
+        raise ConfigError("no tokenizer config given")
     args = []
     for path in paths:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"tokenizer config {path}: no such file")
+            raise ConfigError(f"tokenizer config {path}: no such file")
         args += ["--config", str(path)]
     try:
         return config_parser().parse_args(args)
     except Exception as err:  # jsonargparse raises argparse errors with the key at fault
-        raise ValueError(f"tokenizer config {', '.join(map(str, paths))}: {err}") from err
+        raise ConfigError(f"tokenizer config {', '.join(map(str, paths))}: {err}") from err
 
 
 def cache_key(config: Any, embeddings: np.ndarray, item_ids: Sequence[str], train_items: np.ndarray, batch_size: int) -> str:

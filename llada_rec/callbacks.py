@@ -1,0 +1,123 @@
+"""Callbacks every run can use: checkpointing that a run can be resumed from exactly
+(``fit --ckpt_path last``), and the training clock (validation's share of the time, learning curves)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+
+def rng_states() -> dict[str, Any]:
+    """Global RNG states (torch CPU and CUDA, numpy, python) as tensors and plain lists."""
+    version, state, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=True)
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(state), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is written at the end of every training epoch.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a monitored checkpoint is saved in the same
+    step, so a run without a new best has a stale ``last.ckpt``.  Here it is rewritten after
+    every epoch (after validation, best tracking and early stopping have seen that epoch),
+    written to a temporary name and renamed (an interruption mid-write keeps the previous
+    one), and it carries the global RNG states, so a resumed run draws the same masks and
+    dropout as an uninterrupted one.
+    """
+
+    def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, save_last=save_last, **kwargs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.save_last and not trainer.sanity_checking and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, tmp)
+        if trainer.is_global_zero and os.path.exists(tmp):
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("checkpoint_rename")
+        self._last_checkpoint_saved = filepath
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint and trainer.state.fn == "fit":
+            set_rng_states(checkpoint["rng_states"])
+
+
+class TrainingClock(Callback):
+    """Wall-clock seconds spent training and validating, and training samples seen.
+
+    Logs ``time/train_s``, ``time/val_s`` (this epoch's) and ``time/val_share`` (validation's
+    share of the epoch's wall time) at the end of every training epoch, and keeps one record
+    per validation in :attr:`records` (cumulative training seconds and samples, the
+    validation metrics), the points of a learning curve.  The sanity check is not counted.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float]] = []
+        self.train_s = self.val_s = 0.0  # cumulative over the fit
+        self.samples = 0
+        self._fit_start = self._val_start = self._epoch_start = 0.0
+        self._epoch_val_s = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter() - self.train_s - self.val_s  # a resumed fit continues the clock
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start, self._epoch_val_s = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+        self.samples += int(first.shape[0])
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        seconds = time.perf_counter() - self._val_start
+        self.val_s += seconds
+        self._epoch_val_s += seconds
+        self.train_s = time.perf_counter() - self._fit_start - self.val_s
+        record = {"epoch": trainer.current_epoch, "step": trainer.global_step, "samples": self.samples,
+                  "train_s": self.train_s, "val_s": self.val_s}
+        record.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        self.records.append(record)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_s = max(time.perf_counter() - self._epoch_start, 1e-9)
+        self.train_s = time.perf_counter() - self._fit_start - self.val_s
+        pl_module.log_dict(
+            {"time/train_s": epoch_s - self._epoch_val_s, "time/val_s": self._epoch_val_s, "time/val_share": self._epoch_val_s / epoch_s},
+            on_step=False, on_epoch=True,
+        )

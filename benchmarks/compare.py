@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from llada_rec.callbacks import TrainingClock
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.report import TABLE_COLUMNS
@@ -63,6 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     data.add_argument("--embedding-model", default=None, help="sentence-transformers model of the item texts (default: the DataModule's)")
     data.add_argument("--pca-dim", type=int, default=128, help="whitened PCA of the embeddings (0: none)")
     data.add_argument("--cache-dir", default=".cache/llada_rec")
+    data.add_argument("--train-order", default="length_buckets", choices=("length_buckets", "shuffle"), help="training batches: of about equal history length, or a plain shuffle")
     budget = p.add_argument_group("budget")
     budget.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     budget.add_argument("--max-epochs", type=int, default=5, help="per neural model (also sets the LR schedule)")
@@ -79,6 +81,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     size.add_argument("--lr", type=float, default=None, help="peak learning rate of every neural model (default: each model's own)")
     size.add_argument("--beam-size", type=int, default=20, help="test beams of TIGER and LLaDA-Rec")
     size.add_argument("--val-beam-size", type=int, default=10)
+    size.add_argument("--llada-attention", default="bidirectional", help="LLaDA-Rec's attention variant (e.g. cached_history)")
     ids = p.add_argument_group("semantic IDs")
     ids.add_argument("--tokenizer-base", default=str(TOKENIZERS / "demo.yaml"), help="tokenizer config giving seed and trainer settings (its data section is ignored)")
     ids.add_argument("--tiger-tokenizer", default=str(TOKENIZERS / "rqvae.yaml"))
@@ -91,12 +94,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 # -- models ---------------------------------------------------------------------------------
-def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
-    """The model ``name`` at the benchmark's size; other settings are each model's defaults."""
+def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str, Any]] = None) -> SequentialRecommender:
+    """The model ``name`` at the benchmark's size; other settings are each model's defaults,
+    then ``overrides`` (constructor arguments of a neural model, e.g. a LLaDA-Rec variant)."""
     size = dict(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, dropout=args.dropout)
     if args.lr is not None:
         size["lr"] = args.lr
     beams = dict(beam_size=args.beam_size, val_beam_size=args.val_beam_size)
+    for key, value in (overrides or {}).items():
+        (beams if key in beams else size)[key] = value
     if name == "popularity":
         from llada_rec.models.baselines import MostPopular
 
@@ -128,11 +134,12 @@ def make_model(name: str, args: argparse.Namespace) -> SequentialRecommender:
     if name == "llada-rec":
         from llada_rec.models.llada_rec import LLaDARec
 
-        return LLaDARec(**size, **beams)
+        return LLaDARec(**{"attention": args.llada_attention, **size}, **beams)
     raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
 
 
-def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) -> RecDataModule:
+def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **overrides: Any) -> RecDataModule:
+    """The benchmark's RecDataModule; ``overrides``: other RecDataModule arguments (a variant's)."""
     embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
     return RecDataModule(
         val_max_users=args.eval_users or None,  # a seeded random subset, the same for every model
@@ -149,6 +156,7 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None) ->
         cache_dir=args.cache_dir,
         semantic_ids=semantic_ids,
         seed=args.seed,
+        **{"train_order": args.train_order, **overrides},
     )
 
 
@@ -176,42 +184,61 @@ def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Op
     return str(path), time.perf_counter() - start
 
 
-def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """Fit, then test the best validation checkpoint; figures of one table row."""
+def run_model(
+    name: str,
+    args: argparse.Namespace,
+    out: Path,
+    *,
+    overrides: Optional[dict[str, Any]] = None,
+    label: Optional[str] = None,
+    trainer_overrides: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    """Fit, then test the best validation checkpoint; figures of one table row.
+
+    ``overrides``: model constructor arguments, and RecDataModule ones as ``data.<name>``; ``label``: the row's name (and run
+    directory); ``trainer_overrides``: Trainer arguments (e.g. a validation interval).
+    """
     semantic_ids, tokenizer_s = semantic_ids_for(name, args, out)
     L.seed_everything(args.seed, workers=True, verbose=False)
-    datamodule = data_module(args, semantic_ids)
-    model = make_model(name, args)
+    model_overrides = {k: v for k, v in (overrides or {}).items() if not k.startswith("data.")}
+    datamodule = data_module(args, semantic_ids, **{k[5:]: v for k, v in (overrides or {}).items() if k.startswith("data.")})
+    model = make_model(name, args, model_overrides)
     checkpoint = ModelCheckpoint(monitor=MONITOR, mode="max", save_top_k=1)  # in the logger's run directory
-    trainer = L.Trainer(
+    trainer_args: dict[str, Any] = dict(
         max_epochs=args.max_epochs,
         max_time={"minutes": args.max_minutes} if args.max_minutes else None,
         num_sanity_val_steps=0,
         gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
-        callbacks=[checkpoint],
-        logger=CSVLogger(out, name=name),
+        callbacks=[checkpoint],  # the model adds its TrainingClock (configure_callbacks)
+        logger=CSVLogger(out, name=label or name),
         accelerator=args.accelerator,
         devices=1,
         deterministic="warn",  # deterministic kernels where they exist (all of them on CPU)
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    trainer_args.update(trainer_overrides or {})
+    trainer = L.Trainer(**trainer_args)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     train_s = time.perf_counter() - start
+    clock = next(c for c in trainer.callbacks if isinstance(c, TrainingClock))  # the model's (configure_callbacks); test replaces it
     best = checkpoint.best_model_path or None  # None: stopped before any validation
     start = time.perf_counter()
     metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     test_s = time.perf_counter() - start
     return {
-        "model": NAMES[name],
+        "model": label or NAMES[name],
+        "overrides": overrides or {},
         "metrics": metrics,
         "train_s": train_s,
+        "val_s": clock.val_s,
+        "learning_curve": clock.records,
         "test_s": test_s,
         "tokenizer_s": tokenizer_s,
         "parameters": sum(p.numel() for p in model.parameters()),
         "statistics": sum(b.numel() for b in model.buffers()),
-        "epochs": trainer.current_epoch,
+        "epochs": trainer.global_step / max(1, trainer.num_training_batches),  # fractional when stopped by the time cap
         "steps": trainer.global_step,
         "best_checkpoint": best,
         "semantic_ids": semantic_ids,
@@ -222,12 +249,16 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 # -- output ---------------------------------------------------------------------------------
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     metric_names = [c.replace("recall", "R").replace("ndcg", "N") for c in TABLE_COLUMNS]
-    header = ["model", *metric_names, "train s", "test s", "params"]
+    header = ["model", *metric_names, "train s", "val share", "epochs", "test s", "params"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
         cells = [f"{row['metrics'][f'test/{c}']:.4f}" for c in TABLE_COLUMNS]
         params = f"{row['parameters']:,}" if row["parameters"] else f"0 ({row['statistics']:,} counts)"
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['train_s']:.1f} | {row['test_s']:.1f} | {params} |")
+        val_share = row["val_s"] / row["train_s"] if row["train_s"] > 0 else 0.0
+        lines.append(
+            f"| {row['model']} | " + " | ".join(cells)
+            + f" | {row['train_s']:.1f} | {val_share:.0%} | {row['epochs']:.1f} | {row['test_s']:.1f} | {params} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Tokenizer figures on real data: training time, collisions, items moved, code usage.
 
-    .venv/bin/python benchmarks/tokenizers.py                        # amazon18-scientific, 300 epochs
-    .venv/bin/python benchmarks/tokenizers.py --epochs 50 --out runs/bench/tokenizers.json
+    .venv/bin/python benchmarks/tokenizer_quality.py                        # amazon18-scientific, 300 epochs
+    .venv/bin/python benchmarks/tokenizer_quality.py --epochs 50 --out runs/bench/tokenizers.json
 
 Runs the Multi-Head VQ-VAE and the three ablation tokenizers (RQ-VAE, RQ-KMeans, OPQ) with
 their default sizes (M=4, K=256) on the same item embeddings (default embedding model,

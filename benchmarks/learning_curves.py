@@ -1,0 +1,119 @@
+"""Learning speed: validation NDCG@10 against training seconds and samples, per model.
+
+Runs ``benchmarks/compare.py``'s pipeline (one split, one seed, one evaluation subset) for
+each model and each LLaDA-Rec variant, validating every ``--val-every`` training steps,
+and writes ``learning_curves.json`` (every point, every row's test figures) and
+``learning_curves.png`` (NDCG@10 against training seconds, validation excluded, and against
+training samples).  The clock is ``llada_rec.callbacks.TrainingClock``.
+
+    python benchmarks/learning_curves.py --format lcrec --path DIR --models sasrec tiger llada-rec \\
+        --variant paper:history_mask=history_token --variant authors:history_mask=sequence_per_item \\
+        --max-epochs 6 --max-minutes 10 --eval-users 2000 --threads 2 --out runs/curves/scientific
+
+A variant is ``NAME:key=value,key=value``: LLaDARec constructor arguments, and RecDataModule
+ones as ``data.<name>`` (e.g. ``data.train_order=shuffle``); values are read as YAML
+scalars.  Without ``--variant`` LLaDA-Rec runs once with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare  # noqa: E402
+
+from llada_rec.utils import atomic_write_text  # noqa: E402
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value,key=value`` -> (NAME, {key: value}); values parsed as YAML scalars."""
+    name, _, body = text.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: expected NAME:key=value,...")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, body.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"variant {text!r}: {item!r} is not key=value")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return name, overrides
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
+    p.add_argument("--variant", action="append", default=[], type=parse_variant, help="LLaDA-Rec variant NAME:key=value,... (repeatable)")
+    p.add_argument("--val-every", type=int, default=40, help="validate every N training steps")
+    p.add_argument("--plot-metric", default="val/ndcg@10")
+    known, rest = p.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        p.print_help()
+        print("\nand every option of benchmarks/compare.py:")
+    return known, rest
+
+
+def plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
+    """Two panels: metric vs training seconds, metric vs training samples (one line per row)."""
+    fig, (by_time, by_samples) = plt.subplots(1, 2, figsize=(14, 5.5), dpi=100)
+    for row in rows:
+        curve = [p for p in row["learning_curve"] if metric in p]
+        if not curve:
+            continue
+        values = [p[metric] for p in curve]
+        by_time.plot([p["train_s"] for p in curve], values, marker="o", markersize=3, label=row["model"])
+        by_samples.plot([p["samples"] / 1000 for p in curve], values, marker="o", markersize=3, label=row["model"])
+    by_time.set_xlabel("training seconds (validation excluded)")
+    by_samples.set_xlabel("training samples (thousands)")
+    for axis in (by_time, by_samples):
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    by_samples.legend(fontsize=10)
+    fig.suptitle(f"Learning curves: {metric}", fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+    known, rest = parse_args(argv)
+    args = compare.parse_args(rest)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    every = {"val_check_interval": known.val_every, "check_val_every_n_epoch": None}
+    runs: list[tuple[str, Optional[str], dict[str, Any]]] = []
+    for name in args.models:
+        if name == "llada-rec" and known.variant:
+            runs += [(name, f"LLaDA-Rec ({label})", overrides) for label, overrides in known.variant]
+        else:
+            runs.append((name, None, {}))
+    rows = []
+    for name, label, overrides in runs:
+        print(f"== {label or compare.NAMES[name]}", flush=True)
+        row = compare.run_model(name, args, out, overrides=overrides, label=label, trainer_overrides=every if name not in ("popularity", "transitions") else None)
+        rows.append(row)
+        print(compare.markdown_table([row]), flush=True)
+        # written after every model: a long run keeps what it measured so far
+        atomic_write_text(out / "learning_curves.json", json.dumps({"settings": vars(args), "val_every": known.val_every, "rows": rows}, indent=2) + "\n")
+        plot(rows, known.plot_metric, out / "learning_curves.png")
+    table = compare.markdown_table(rows)
+    atomic_write_text(out / "results.md", table + "\n")
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

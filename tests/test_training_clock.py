@@ -1,0 +1,50 @@
+"""TrainingClock: validation's share of the time and the learning-curve points."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from llada_rec.callbacks import TrainingClock
+
+
+class SlowValidation(L.LightningModule):
+    """A linear model whose validation sleeps, so validation's share is known to be large."""
+
+    def __init__(self, val_sleep_s: float) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.val_sleep_s = val_sleep_s
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        time.sleep(self.val_sleep_s)
+        self.log("val/score", float(self.current_epoch), on_epoch=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_clock_records_each_validation_and_logs_the_share(tmp_path):
+    data = TensorDataset(torch.randn(40, 4))
+    clock = TrainingClock()
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[clock], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=2, default_root_dir=tmp_path,
+    )
+    trainer.fit(SlowValidation(0.05), DataLoader(data, batch_size=8), DataLoader(data, batch_size=20))
+    assert [r["epoch"] for r in clock.records] == [0, 1, 2]  # the sanity check is not a point
+    assert [r["samples"] for r in clock.records] == [40, 80, 120]
+    assert [r["step"] for r in clock.records] == [5, 10, 15]
+    assert [r["val/score"] for r in clock.records] == [0.0, 1.0, 2.0]
+    assert clock.val_s >= 3 * 2 * 0.05  # two validation batches per epoch, each sleeping
+    train = [r["train_s"] for r in clock.records]
+    assert train == sorted(train) and train[-1] < clock.val_s  # cumulative; validation excluded
+    share = float(trainer.callback_metrics["time/val_share"])
+    assert 0.5 < share < 1.0, share  # the sleeping validation dominates each epoch
+    assert float(trainer.callback_metrics["time/val_s"]) >= 0.1

@@ -19,6 +19,7 @@ Code convention shared with ``llada_rec.decoding``: a code of -1 (``MASKED``) me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
@@ -30,8 +31,8 @@ from llada_rec.models.transformer import BlockKind, TransformerEncoder, attentio
 OutputLayer = Literal["tied", "untied"]
 InitScheme = Literal["gpt", "default"]
 INIT_SCHEMES = ("gpt", "default")
-AttentionKind = Literal["bidirectional", "causal", "inter_item_causal", "intra_item_causal"]
-ATTENTION_KINDS = ("bidirectional", "causal", "inter_item_causal", "intra_item_causal")
+AttentionKind = Literal["bidirectional", "causal", "inter_item_causal", "intra_item_causal", "cached_history"]
+ATTENTION_KINDS = ("bidirectional", "causal", "inter_item_causal", "intra_item_causal", "cached_history")
 MASKED_CODE = -1  # same value as llada_rec.decoding.MASKED
 
 
@@ -41,7 +42,10 @@ def structure_mask(kind: str, num_items: int, num_heads: int, device: Optional[t
     S = num_items * num_heads tokens, item i owning tokens i*M .. i*M+M-1.
     - causal: token-level causal (a token sees itself and earlier tokens);
     - inter_item_causal: an item's tokens see its own tokens and earlier items;
-    - intra_item_causal: causal inside an item, bidirectional across items.
+    - intra_item_causal: causal inside an item, bidirectional across items;
+    - cached_history: the last item's (the target's) tokens see everything, the other
+      items' tokens see only those items (bidirectional among themselves), so the history's
+      states do not depend on the target and decoding can cache their keys and values.
     """
     if kind not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
@@ -54,6 +58,8 @@ def structure_mask(kind: str, num_items: int, num_heads: int, device: Optional[t
         return key <= query
     if kind == "inter_item_causal":
         return item[None, :] <= item[:, None]
+    if kind == "cached_history":
+        return (item[None, :] < num_items - 1) | (item[:, None] == num_items - 1)
     return (item[None, :] != item[:, None]) | (key <= query)
 
 
@@ -180,6 +186,44 @@ class MaskPredictor(nn.Module):
         """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and target_codes [B, M]."""
         tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
         return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads))
+
+    # -- decoding with a history cache (attention="cached_history") ----------------------
+    def history_cache(self, history_tokens: Tensor, history_padding: Tensor) -> HistoryCache:
+        """Every layer's keys and values of the history, computed once per user.
+
+        history_tokens, history_padding [U, L*M] (as from :meth:`history_tokens`).  Exact for
+        ``attention="cached_history"`` only, where history tokens never attend to the target.
+        """
+        if self.attention != "cached_history":
+            raise ValueError(f"a history cache needs attention='cached_history', this model has {self.attention!r}")
+        users, seq_len = history_tokens.shape
+        num_items = seq_len // self.num_heads + 1  # + the target
+        if seq_len % self.num_heads or num_items > self.max_items:
+            raise ValueError(f"history of {seq_len} tokens: expected a multiple of M={self.num_heads} and at most {self.max_items - 1} items")
+        device = history_tokens.device
+        item_position = torch.arange(num_items - 1, 0, -1, device=device).repeat_interleave(self.num_heads)  # [L*M]
+        head = torch.arange(self.num_heads, device=device).repeat(num_items - 1)
+        x = self.token_embedding(history_tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        layers = self.encoder.key_value_cache(self.embedding_dropout(x), attention_mask(history_padding))
+        return HistoryCache(layers, history_padding)
+
+    def cached_target_logits(self, cache: HistoryCache, users: Tensor, target_codes: Tensor) -> Tensor:
+        """Logits [R, M, K] of the target given user ``users`` [R] (rows of the cache) and
+        target_codes [R, M] (-1 = masked): only the M target tokens run through the layers."""
+        heads = torch.arange(self.num_heads, device=target_codes.device)
+        x = self.token_embedding(self.code_tokens(target_codes)) + self.item_position_embedding.weight[0] + self.head_embedding(heads)
+        visible = torch.cat([~cache.padding[users], users.new_ones(users.shape[0], self.num_heads, dtype=torch.bool)], dim=1)
+        mask = visible[:, None, None, :].expand(-1, 1, self.num_heads, -1)  # [R, 1, M, L*M + M]
+        layers = [(keys[users], values[users]) for keys, values in cache.layers]
+        return self.head_logits(self.encoder.forward_cached(self.embedding_dropout(x), layers, mask))
+
+
+@dataclass
+class HistoryCache:
+    """Per-layer history keys and values [U, H, L*M, D/H] and the history padding [U, L*M]."""
+
+    layers: list[tuple[Tensor, Tensor]]
+    padding: Tensor
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -66,24 +66,46 @@ class SemanticIdRecommender(SequentialRecommender):
         constrained: bool = True,
         temperature: float = 1.0,
         chunk_size: int = 4096,
+        use_cache: bool = True,
     ) -> tuple[Tensor, Tensor]:
         """Top-k items [B, k] (0 = none) and total log-probabilities [B, k] for history [B, L].
 
-        ``predictor.target_logits`` scores the target's M positions given the history and a
-        partial target; it runs over rows (user x beam) in chunks of ``chunk_size``.
+        ``predictor`` scores the target's M positions given the history and a partial
+        target, over rows (user x beam) in chunks of at most ``chunk_size`` rows.  Users are
+        decoded shortest history first and each chunk drops the padding items that none of
+        its rows has, so no layer runs over padding that only a longer row in the batch needs
+        (results as without: padding is never attended to).  With
+        ``attention="cached_history"`` (and ``use_cache``) the history's keys and values are
+        computed once per user and only the M target tokens run per row.
         """
         if history.numel() and int(history.max()) >= self.item_code_table.shape[0]:
             raise ValueError(f"history holds item {int(history.max())}, but the model knows items 1..{self.item_code_table.shape[0] - 1}")
+        lengths = (history != 0).sum(dim=1)  # [B]
+        by_length = torch.argsort(lengths, stable=True)
+        longest = max(1, int(lengths.max())) if lengths.numel() else 1
+        history = history[by_length][:, max(0, history.shape[1] - longest) :]  # drop columns of padding only
         tokens, padding = predictor.history_tokens(self.item_code_table[history], history == 0)
+        num_heads = predictor.num_heads
+        if use_cache and predictor.attention == "cached_history":
+            cache = predictor.history_cache(tokens, padding)
+
+            def target_logits(users: Tensor, target: Tensor) -> Tensor:
+                return predictor.cached_target_logits(cache, users, target)
+
+        else:
+            sorted_lengths = lengths[by_length]
+
+            def target_logits(users: Tensor, target: Tensor) -> Tensor:
+                keep = int(sorted_lengths[users].max()) * num_heads  # users are sorted: the chunk's longest
+                return predictor.target_logits(tokens[users, tokens.shape[1] - keep :], padding[users, padding.shape[1] - keep :], target)
 
         def log_prob_fn(rows: Tensor, target: Tensor) -> Tensor:
-            """rows [R] (user in the batch), target [R, M] (-1 = unfilled) -> [R, M, K] float32."""
+            """rows [R] (user in the sorted batch), target [R, M] (-1 = unfilled) -> [R, M, K] float32."""
             chunks = []
             for start in range(0, rows.shape[0], chunk_size):
-                user = rows[start : start + chunk_size]
-                logits = predictor.target_logits(tokens[user], padding[user], target[start : start + chunk_size])
+                logits = target_logits(rows[start : start + chunk_size], target[start : start + chunk_size])
                 chunks.append(F.log_softmax(logits.float() / temperature, dim=-1))
-            return torch.cat(chunks)
+            return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
         result = diffusion_beam_search(
             log_prob_fn,
@@ -95,4 +117,5 @@ class SemanticIdRecommender(SequentialRecommender):
             order=order,
             constrained=constrained,
         )
-        return result.items, result.log_probs
+        restore = torch.argsort(by_length)
+        return result.items[restore], result.log_probs[restore]

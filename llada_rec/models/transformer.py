@@ -70,6 +70,27 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(batch_size, -1, d_model)
         return self.resid_dropout(self.proj(y))
 
+    def split_heads(self, t: Tensor) -> Tensor:
+        """[B, S, D] -> [B, H, S, D/H]."""
+        batch_size, seq_len, d_model = t.shape
+        return t.reshape(batch_size, seq_len, self.num_heads, d_model // self.num_heads).transpose(1, 2)
+
+    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of (normalised) tokens x [B, S, D]: two [B, H, S, D/H]."""
+        _, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.split_heads(k), self.split_heads(v)
+
+    def forward_cached(self, x: Tensor, past_keys: Tensor, past_values: Tensor, mask: Tensor) -> Tensor:
+        """Queries x [R, Q, D] attend to cached keys/values [R, H, P, D/H] and to themselves.
+
+        mask [R, 1, Q, P + Q] bool (True = may attend; the cached keys come first) -> [R, Q, D].
+        """
+        rows, num_queries, d_model = x.shape
+        q, k, v = (self.split_heads(t) for t in self.qkv(x).split(d_model, dim=-1))
+        k, v = torch.cat([past_keys, k], dim=2), torch.cat([past_values, v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(rows, num_queries, d_model)))
+
 
 class FeedForward(nn.Module):
     """GELU MLP with hidden size ffn_ratio * d_model."""
@@ -121,6 +142,11 @@ class TransformerLayer(nn.Module):
         x = (x if num_queries is None else x[:, -num_queries:]) + attended
         return x + self.ffn(self.ln_ffn(x))
 
+    def forward_cached(self, x: Tensor, past_keys: Tensor, past_values: Tensor, mask: Tensor) -> Tensor:
+        """The block for new tokens x [R, Q, D] over cached keys/values (see SelfAttention)."""
+        x = x + self.attn.forward_cached(self.ln_attn(x), past_keys, past_values, mask)
+        return x + self.ffn(self.ln_ffn(x))
+
 
 class TransformerEncoder(nn.Module):
     """A stack of pre-norm layers with a final norm.
@@ -149,4 +175,25 @@ class TransformerEncoder(nn.Module):
             x = layer(x, mask, num_outputs if i == len(self.layers) - 1 else None)
         if num_outputs is not None and not self.layers:
             x = x[:, -num_outputs:]
+        return self.ln_final(x)
+
+    def key_value_cache(self, x: Tensor, mask: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Every layer's keys and values [B, H, S, D/H] of tokens x [B, S, D] that attend
+        only among themselves under mask [B, 1, S, S]: the prefix a later
+        :meth:`forward_cached` call attends to (its states never depend on what follows)."""
+        cache = []
+        for i, layer in enumerate(self.layers):
+            normed = layer.ln_attn(x)
+            cache.append(layer.attn.keys_values(normed))
+            if i < len(self.layers) - 1:  # the last layer's outputs at the prefix are never read
+                x = x + layer.attn(normed, mask)
+                x = x + layer.ffn(layer.ln_ffn(x))
+        return cache
+
+    def forward_cached(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], mask: Tensor) -> Tensor:
+        """New tokens x [R, Q, D] through every layer, attending to the cached prefix
+        (``cache`` from :meth:`key_value_cache`, rows already matched to x) and to each other;
+        mask [R, 1, Q, P + Q] bool -> final-norm states [R, Q, D]."""
+        for layer, (keys, values) in zip(self.layers, cache):
+            x = layer.forward_cached(x, keys, values, mask)
         return self.ln_final(x)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,10 @@ HISTORY_MASK_NAMES = {"history_token": "L_His on history only (paper formula)", 
 ITEM_MASK_NAMES = {"count": "L_Item k-subset (authors)"}
 NAMED_SETTINGS = {"history_mask", "item_mask", "beam_size", "attention", "order", "num_steps"}
 SHORT_NAMES = {"alpha": "α", "seed_everything": "seed", "max_epochs": "epochs"}
+#: settings that tell seeds of one variant apart: never a variant, averaged over (mean ± spread)
+REPLICATE_SETTINGS = {"seed_everything"}
+NO_HISTORY_MASK, NO_ITEM_MASK, NO_BEAM = "w/o L_His-Mask", "w/o L_Item-Mask", "w/o beam search"
+VERDICT_METRIC = "ndcg@10"  # the orderings' verdicts (and the ablation runner's extra seeds)
 
 
 @dataclass(frozen=True)
@@ -263,15 +268,15 @@ def named_variant(run: Run) -> dict[str, str]:
     if default_tokenizer and run.tokenizer and run.tokenizer != default_tokenizer:
         variant["tokenizer"] = tokenizer_label(run.tokenizer)
     if s.get("history_mask") == "none":
-        variant["history_mask"] = "w/o L_His-Mask"
+        variant["history_mask"] = NO_HISTORY_MASK
     elif s.get("history_mask") in HISTORY_MASK_NAMES:
         variant["history_mask"] = HISTORY_MASK_NAMES[s["history_mask"]]
     if s.get("item_mask") == "none":
-        variant["item_mask"] = "w/o L_Item-Mask"
+        variant["item_mask"] = NO_ITEM_MASK
     elif s.get("item_mask") in ITEM_MASK_NAMES:
         variant["item_mask"] = ITEM_MASK_NAMES[s["item_mask"]]
     if s.get("beam_size") == 1:
-        variant["beam"] = "w/o beam search"
+        variant["beam"] = NO_BEAM
     if s.get("attention", "bidirectional") != "bidirectional":
         variant["attention"] = ATTENTION_NAMES.get(s["attention"], str(s["attention"]))
     if s.get("order", "adaptive") != "adaptive":
@@ -294,7 +299,7 @@ def describe_runs(runs: list[Run]) -> None:
     for run in runs:
         groups[(run.dataset, run.model)].append(run)  # the two SASRec losses are two models
     for group in groups.values():
-        keys = sorted({k for run in group for k in run.settings if k not in NAMED_SETTINGS})
+        keys = sorted({k for run in group for k in run.settings if k not in NAMED_SETTINGS | REPLICATE_SETTINGS})
         for key in keys:
             values = [json.dumps(run.settings.get(key), sort_keys=True, default=str) for run in group]
             if len(set(values)) < 2:
@@ -308,10 +313,14 @@ def describe_runs(runs: list[Run]) -> None:
         for run in group:
             run.label = ", ".join(run.variant.values()) if run.variant else run.model
             run.family = family_of(run)
-        counts = Counter(run.label for run in group)
-        for run in group:  # the same variant twice (seeds, re-runs): tell them apart by run dir
-            if counts[run.label] > 1:
+        counts = Counter((run.label, _seed(run)) for run in group)
+        for run in group:  # the same variant and seed twice (re-runs): tell them apart by run dir
+            if counts[(run.label, _seed(run))] > 1:
                 run.label = f"{run.label} [{run.name}]"
+
+
+def _seed(run: Run) -> str:
+    return json.dumps({k: run.settings.get(k) for k in sorted(REPLICATE_SETTINGS)}, default=str)
 
 
 def family_of(run: Run) -> Optional[str]:
@@ -323,6 +332,77 @@ def family_of(run: Run) -> Optional[str]:
         if keys <= family.keys:
             return family.name
     return "other"
+
+
+@dataclass
+class Cell:
+    """The runs of one variant that differ only by seed: what one table cell or bar shows."""
+
+    runs: list[Run]
+
+    def __getattr__(self, name: str) -> Any:  # dataset, model, label, family, variant, settings, ...
+        if name == "runs":
+            raise AttributeError(name)
+        return getattr(self.runs[0], name)
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    def values(self, metric: str) -> list[float]:
+        return [r.metrics[f"test/{metric}"] for r in self.runs if f"test/{metric}" in r.metrics]
+
+    def mean(self, metric: str) -> Optional[float]:
+        values = self.values(metric)
+        return statistics.fmean(values) if values else None
+
+    def spread(self, metric: str) -> Optional[float]:
+        """Seed-to-seed sample standard deviation; None with fewer than two seeds."""
+        values = self.values(metric)
+        return statistics.stdev(values) if len(values) > 1 else None
+
+
+def cells(runs: Sequence[Run]) -> list[Cell]:
+    """Runs grouped by (dataset, model, label): the seeds of each variant, first-seen order."""
+    groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.dataset, run.model_class, run.label)].append(run)
+    return [Cell(group) for group in groups.values()]
+
+
+def seed_spread(group: Sequence[Cell], metric: str) -> Optional[float]:
+    """The seed-to-seed spread of a (dataset, model) group: the pooled sample standard
+    deviation of its trained cells with two or more seeds (a cell tested on another run's
+    checkpoints, ``ckpt_path`` in its config, repeats that run's seeds); None when none has two."""
+    squares = dof = 0.0
+    for cell in group:
+        if any(r.config.get("ckpt_path") for r in cell.runs):
+            continue
+        values = cell.values(metric)
+        if len(values) > 1:
+            squares += (len(values) - 1) * statistics.variance(values)
+            dof += len(values) - 1
+    return math.sqrt(squares / dof) if dof else None
+
+
+def within_noise(difference: float, spread: Optional[float]) -> bool:
+    """A difference no larger than twice the seed-to-seed spread is noise."""
+    return spread is not None and abs(difference) <= 2 * spread
+
+
+def unresolved(runs: Sequence[Run], metric: str = VERDICT_METRIC) -> list[Cell]:
+    """Variants whose mean differs from their reference's by at most twice the spread of
+    their (dataset, model) group: the ones that need more seeds."""
+    all_cells = cells(runs)
+    found = []
+    for reference in (c for c in all_cells if c.family is None):
+        group = [c for c in all_cells if (c.dataset, c.model_class) == (reference.dataset, reference.model_class)]
+        spread, base = seed_spread(group, metric), reference.mean(metric)
+        for cell in group:
+            value = cell.mean(metric)
+            if cell.family is not None and value is not None and base is not None and within_noise(value - base, spread):
+                found.append(cell)
+    return list({id(c): c for c in found}.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -346,22 +426,27 @@ def print_metrics_table(results: Mapping[str, Mapping[str, float]], stage: str =
     print(metrics_table(results, stage))
 
 
-def _cells(values: Sequence[Optional[float]], bold_best: bool = True) -> list[str]:
+def _cells(values: Sequence[Optional[float]], bold_best: bool = True, spreads: Optional[Sequence[Optional[float]]] = None) -> list[str]:
+    """Formatted values, ``mean ± spread`` where a spread is given, the best bold."""
     present = [v for v in values if v is not None]
     best = max(present) if present else None
-    cells = []
-    for value in values:
+    texts = []
+    for value, spread in zip(values, spreads or [None] * len(values)):
         if value is None:
-            cells.append("-")
-        elif bold_best and best is not None and len(present) > 1 and value == best:
-            cells.append(f"**{value:.4f}**")
-        else:
-            cells.append(f"{value:.4f}")
-    return cells
+            texts.append("-")
+            continue
+        text = f"{value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+        texts.append(f"**{text}**" if bold_best and best is not None and len(present) > 1 and value == best else text)
+    return texts
 
 
-def _metric(run: Run, metric: str) -> Optional[float]:
-    return run.metrics.get(f"test/{metric}")
+def _metric(run: Run | Cell, metric: str) -> Optional[float]:
+    """A run's test metric, or a cell's mean over seeds."""
+    return run.mean(metric) if isinstance(run, Cell) else run.metrics.get(f"test/{metric}")
+
+
+def _spread(run: Run | Cell, metric: str) -> Optional[float]:
+    return run.spread(metric) if isinstance(run, Cell) else None
 
 
 def dataset_order(runs: Sequence[Run]) -> list[str]:
@@ -384,12 +469,13 @@ def table3(runs: Sequence[Run], columns: Sequence[str] = TABLE_COLUMNS) -> str:
     """Paper Table 3: per dataset, metrics (rows) x models (columns); the best value bold."""
     blocks = []
     for dataset in dataset_order(runs):
-        models = sorted((r for r in runs if r.dataset == dataset and r.family is None), key=_model_rank)
+        models = sorted((c for c in cells(runs) if c.dataset == dataset and c.family is None), key=_model_rank)
         if not models:
             continue
         lines = [f"**{dataset}**", "", "| metric | " + " | ".join(r.label for r in models) + " |", "|---|" + "---:|" * len(models)]
         for metric in columns:
-            lines.append(f"| {short_metric(metric)} | " + " | ".join(_cells([_metric(r, metric) for r in models])) + " |")
+            values = _cells([_metric(c, metric) for c in models], spreads=[_spread(c, metric) for c in models])
+            lines.append(f"| {short_metric(metric)} | " + " | ".join(values) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "(no reference runs: every run is a variant)"
 
@@ -399,22 +485,30 @@ def table4(runs: Sequence[Run], columns: Sequence[str] = FIGURE_METRICS) -> str:
     blocks = []
     for model_class in sorted({r.model_class for r in runs if r.family is not None}, key=_model_index):
         model_runs = [r for r in runs if r.model_class == model_class]
+        model_cells = cells(model_runs)
+        seeded = any(c.n > 1 for c in model_cells)  # then a column of seed counts per dataset
         datasets = dataset_order(model_runs)
-        header = "| variant | " + " | ".join(f"{d} {short_metric(c)}" for d in datasets for c in columns) + " |"
-        lines = [header, "|---|" + "---:|" * (len(datasets) * len(columns))]
+        width = len(datasets) * len(columns) + seeded
+        header = "| variant | " + " | ".join(f"{d} {short_metric(c)}" for d in datasets for c in columns) + (" | seeds" if seeded else "") + " |"
+        lines = [header, "|---|" + "---:|" * width]
         sections = [(None, model_runs[0].model)] + [(f.name, f.title) for f in FAMILIES] + [("other", "Other")]
         for family, title in sections:
-            members = [r for r in model_runs if r.family == family]
+            members = [c for c in model_cells if c.family == family]
             if not members:
                 continue
             if family is not None:
-                lines.append(f"| *{title}* |" + " |" * (len(datasets) * len(columns)))
-            for label in dict.fromkeys(r.label for r in members):  # first-seen order
-                by_dataset = {r.dataset: r for r in members if r.label == label}
-                values = [_metric(by_dataset[d], c) if d in by_dataset else None for d in datasets for c in columns]
-                lines.append(f"| {label} | " + " | ".join(_cells(values, bold_best=False)) + " |")
-        contexts = [f"{r.dataset} {', '.join(r.varied.values())}" for r in model_runs if r.family is None and r.varied]
+                lines.append(f"| *{title}* |" + " |" * width)
+            for label in dict.fromkeys(c.label for c in members):  # first-seen order
+                by_dataset = {c.dataset: c for c in members if c.label == label}
+                pairs = [(by_dataset[d], c) if d in by_dataset else None for d in datasets for c in columns]
+                values = [_metric(*p) if p else None for p in pairs]
+                spreads = [_spread(*p) if p else None for p in pairs]
+                seeds = [" / ".join(str(by_dataset[d].n) if d in by_dataset else "-" for d in datasets)] if seeded else []
+                lines.append(f"| {label} | " + " | ".join(_cells(values, bold_best=False, spreads=spreads) + seeds) + " |")
+        contexts = dict.fromkeys(f"{r.dataset} {', '.join(r.varied.values())}" for r in model_runs if r.family is None and r.varied)
         note = f"\n\nReference runs: {'; '.join(contexts)}." if contexts else ""
+        if seeded:
+            note += "\n\nmean ± seed-to-seed sample standard deviation over the seeds counted in the last column."
         blocks.append(f"**{model_runs[0].model}**\n\n" + "\n".join(lines) + note)
     return "\n\n".join(blocks) if blocks else "(no variants: nothing differs between the runs of a model)"
 
@@ -461,10 +555,12 @@ def bar_panels(
     path: Path,
     xlabel: str = "",
     stacked: bool = False,
+    errors: Optional[Mapping[str, Mapping[str, Sequence[Optional[float]]]]] = None,
 ) -> Path:
     """One panel per key of ``panels``: groups on x (labels), one bar per series in each group.
 
     ``panels[name] = (group_labels, {series: values per group})``; missing values are skipped.
+    ``errors[name][series]``: error bars (the seed spread) in the same layout, None for none.
     Panels sit side by side (the paper's figures), or one above the other when ``stacked``.
     """
     plt = _pyplot()
@@ -481,9 +577,11 @@ def bar_panels(
         width = 0.8 / max(1, len(series))
         for j, (label, values) in enumerate(series.items()):
             xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
-            points = [(x, v) for x, v in zip(xs, values) if v is not None and math.isfinite(v)]
+            spreads = (errors or {}).get(name, {}).get(label) or [None] * len(values)
+            points = [(x, v, e) for x, v, e in zip(xs, values, spreads) if v is not None and math.isfinite(v)]
             if points:
-                bars = ax.bar([p[0] for p in points], [p[1] for p in points], width=width, label=label)
+                yerr = [p[2] if p[2] is not None else math.nan for p in points] if any(p[2] for p in points) else None
+                bars = ax.bar([p[0] for p in points], [p[1] for p in points], width=width, label=label, yerr=yerr, capsize=2)
                 ax.bar_label(bars, fmt="%.4f", fontsize=6, rotation=90, padding=2)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(groups, rotation=20 if max(map(len, groups)) > 8 else 0, ha="right" if max(map(len, groups)) > 8 else "center")
@@ -520,49 +618,175 @@ def _numeric_value(run: Run, family: Family) -> float:
         return math.inf
 
 
-def family_plot(runs: Sequence[Run], family: Family, out: Path, metrics: Sequence[str] = FIGURE_METRICS) -> Optional[Path]:
-    """Bars for one ablation family, a panel per dataset (and model, when several vary)."""
-    members = family_members(runs, family)
-    if not members:
-        return None
-    models = {r.model_class for r in members}
-    panels: dict[str, tuple[list[str], dict[str, list[Optional[float]]]]] = {}
+def _bars(group: Sequence[Cell], metric: str) -> dict[str, list[Any]]:
+    return {"mean": [_metric(c, metric) for c in group], "spread": [c.spread(metric) for c in group], "n": [c.n for c in group]}
+
+
+def family_figure(runs: Sequence[Run], family: Family, metrics: Sequence[str] = FIGURE_METRICS) -> dict[str, Any]:
+    """What one ablation family's figure shows, a panel per dataset (and model, when several
+    vary): ``{"title", "panels": {name: {"x": labels, "series": {name: {"mean", "spread", "n"}}}}}``,
+    one entry per x label; means and spreads over seeds."""
+    members = family_members(cells(runs), family)
+    models = {c.model_class for c in members}
+    panels: dict[str, dict[str, Any]] = {}
     for dataset in dataset_order(members):
         for model_class in sorted(models):
-            group = [r for r in members if r.dataset == dataset and r.model_class == model_class]
+            group = [c for c in members if c.dataset == dataset and c.model_class == model_class]
             if not group:
                 continue
             name = dataset if len(models) == 1 else f"{dataset} ({group[0].model})"
             if family.numeric:  # x = the varied value, a bar per metric (Figures 5-6)
-                group.sort(key=lambda r: _numeric_value(r, family))
-                labels = [_member_label(r, family) for r in group]
-                panels[name] = (labels, {short_metric(m): [_metric(r, m) for r in group] for m in metrics})
+                group.sort(key=lambda c: _numeric_value(c, family))
+                panels[name] = {"x": [_member_label(c, family) for c in group], "series": {short_metric(m): _bars(group, m) for m in metrics}}
             else:  # x = the metric, a bar per variant (Figures 3-4)
-                panels[name] = ([short_metric(m) for m in metrics], {_member_label(r, family): [_metric(r, m) for m in metrics] for r in group})
-    return bar_panels(panels, family.title, out / f"{family.name}.png")
+                series = {
+                    _member_label(c, family): {"mean": [_metric(c, m) for m in metrics], "spread": [c.spread(m) for m in metrics], "n": [c.n] * len(metrics)}
+                    for c in group
+                }
+                panels[name] = {"x": [short_metric(m) for m in metrics], "series": series}
+    return {"title": family.title, "panels": panels}
+
+
+def family_plot(runs: Sequence[Run], family: Family, out: Path, metrics: Sequence[str] = FIGURE_METRICS) -> Optional[Path]:
+    """Bars for one ablation family (:func:`family_figure`), error bars = the seed spread."""
+    figure = family_figure(runs, family, metrics)
+    if not figure["panels"]:
+        return None
+    panels = {name: (p["x"], {s: v["mean"] for s, v in p["series"].items()}) for name, p in figure["panels"].items()}
+    errors = {name: {s: v["spread"] for s, v in p["series"].items()} for name, p in figure["panels"].items()}
+    return bar_panels(panels, family.title, out / f"{family.name}.png", errors=errors)
 
 
 def overview_plot(runs: Sequence[Run], out: Path, metrics: Sequence[str] = ("recall@10", "ndcg@10")) -> Path:
     """Every run, a panel per dataset: the quick look at a set of runs."""
-    panels = {}
+    panels, errors = {}, {}
     for dataset in dataset_order(runs):
-        group = sorted((r for r in runs if r.dataset == dataset), key=_model_rank)
+        group = sorted((c for c in cells(runs) if c.dataset == dataset), key=_model_rank)
         labels = [r.label if r.model_class == "LLaDARec" or not r.variant else f"{r.model}: {r.label}" for r in group]
         panels[dataset] = (labels, {short_metric(m): [_metric(r, m) for r in group] for m in metrics})
-    return bar_panels(panels, "All runs (test)", out / "overview.png", stacked=True)
+        errors[dataset] = {short_metric(m): [r.spread(m) for r in group] for m in metrics}
+    return bar_panels(panels, "All runs (test)", out / "overview.png", stacked=True, errors=errors)
+
+
+# ---------------------------------------------------------------------------------------
+# The paper's orderings: reproduced, reversed or within noise
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ordering:
+    """A claim of the paper: variant ``better`` beats variant ``worse`` (as :func:`named_variant`
+    names them; an empty one is the full model)."""
+
+    source: str
+    claim: str
+    better: tuple[tuple[str, str], ...]
+    worse: tuple[tuple[str, str], ...]
+
+
+ORDERINGS = (
+    Ordering("Figure 3", "bidirectional > inter-item causal", (), (("attention", ATTENTION_NAMES["inter_item_causal"]),)),
+    Ordering("Figure 3", "intra-item causal > causal", (("attention", ATTENTION_NAMES["intra_item_causal"]),), (("attention", ATTENTION_NAMES["causal"]),)),
+    Ordering("Figure 4", "adaptive > left-to-right", (), (("order", ORDER_NAMES["left_to_right"]),)),
+    Ordering("Figure 4", "adaptive > right-to-left", (), (("order", ORDER_NAMES["right_to_left"]),)),
+    Ordering("Figure 5", "more steps: T=2 > T=1", (("num_steps", "T=2"),), (("num_steps", "T=1"),)),
+    Ordering("Figure 5", f"more steps: T={DEFAULT_NUM_STEPS} > T=2", (), (("num_steps", "T=2"),)),
+    Ordering("Table 4", "Multi-Head VQ-VAE > RQ-VAE", (), (("tokenizer", TOKENIZER_NAMES["RQVAE"]),)),
+    Ordering("Table 4", "RQ-VAE > RQ-KMeans", (("tokenizer", TOKENIZER_NAMES["RQVAE"]),), (("tokenizer", TOKENIZER_NAMES["RQKMeans"]),)),
+    Ordering("Table 4", "RQ-VAE > OPQ", (("tokenizer", TOKENIZER_NAMES["RQVAE"]),), (("tokenizer", TOKENIZER_NAMES["OPQ"]),)),
+    Ordering("Table 4", "the L_His mask helps", (), (("history_mask", NO_HISTORY_MASK),)),
+    Ordering("Table 4", "the L_Item mask helps", (), (("item_mask", NO_ITEM_MASK),)),
+    Ordering("Table 4", "beam search is essential", (), (("beam", NO_BEAM),)),
+)
+MIDDLE_ALPHA = ("Figure 6", "a middle α is best")
+
+
+def verdict(difference: Optional[float], spread: Optional[float]) -> str:
+    """reproduced / reversed when the difference exceeds twice the seed spread, else within noise."""
+    if difference is None:
+        return "not run"
+    if spread is None:
+        return "no spread (one seed)"
+    if within_noise(difference, spread):
+        return "within noise"
+    return "reproduced" if difference > 0 else "reversed"
+
+
+def _ordering_row(source: str, claim: str, better: Optional[Cell], worse: Optional[Cell], metric: str, spread: Optional[float]) -> dict[str, Any]:
+    means = [c.mean(metric) if c is not None else None for c in (better, worse)]
+    difference = means[0] - means[1] if None not in means else None
+    return {
+        "source": source, "claim": claim, "metric": metric,
+        "better": better.label if better else None, "better_mean": means[0], "better_seeds": better.n if better else 0,
+        "worse": worse.label if worse else None, "worse_mean": means[1], "worse_seeds": worse.n if worse else 0,
+        "difference": difference, "spread": spread, "verdict": verdict(difference, spread),
+    }
+
+
+def _middle_alpha(group: Sequence[Cell], reference: Cell, metric: str, spread: Optional[float]) -> dict[str, Any]:
+    """The best middle α against the better end of the α range."""
+    family = next(f for f in FAMILIES if f.name == "alpha")
+    points = sorted([reference] + [c for c in group if set(c.variant) == {"alpha"} and c.mean(metric) is not None], key=lambda c: _numeric_value(c, family))
+    if len(points) < 3:
+        return _ordering_row(*MIDDLE_ALPHA, None, None, metric, spread)
+    middle = max(points[1:-1], key=lambda c: c.mean(metric))
+    end = max((points[0], points[-1]), key=lambda c: c.mean(metric))
+    row = _ordering_row(*MIDDLE_ALPHA, middle, end, metric, spread)
+    row["better"], row["worse"] = _member_label(middle, family), _member_label(end, family)
+    return row
+
+
+def orderings(runs: Sequence[Run], metric: str = VERDICT_METRIC) -> list[dict[str, Any]]:
+    """Every paper ordering for each (dataset, LLaDA-Rec) group with variants: the two means,
+    their seeds, the difference, the group's seed spread and the verdict."""
+    rows = []
+    all_cells = cells(runs)
+    for dataset in dataset_order(runs):
+        group = [c for c in all_cells if c.dataset == dataset and c.model_class == "LLaDARec"]
+        reference = next((c for c in group if c.family is None), None)
+        if reference is None or all(c.family is None for c in group):
+            continue
+        spread = seed_spread(group, metric)
+
+        def find(variant: tuple[tuple[str, str], ...]) -> Optional[Cell]:
+            return reference if not variant else next((c for c in group if c.variant == dict(variant)), None)
+
+        found = [_ordering_row(o.source, o.claim, find(o.better), find(o.worse), metric, spread) for o in ORDERINGS]
+        found.append(_middle_alpha(group, reference, metric, spread))
+        rows += [{"dataset": dataset, "model": reference.model, **row} for row in found]
+    return rows
+
+
+def orderings_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: one row per (dataset, claim)."""
+    if not rows:
+        return "(no LLaDA-Rec variants)"
+    metric = short_metric(rows[0]["metric"])
+
+    def side(row: Mapping[str, Any], key: str) -> str:
+        return f"{row[key]}: {row[f'{key}_mean']:.4f} ({row[f'{key}_seeds']})" if row[f"{key}_mean"] is not None else "-"
+
+    lines = [f"| source | claim | dataset | better ({metric}, seeds) | worse | Δ {metric} | 2 × spread | verdict |", "|---|---|---|---|---|---:|---:|---|"]
+    for row in rows:
+        difference = f"{row['difference']:+.4f}" if row["difference"] is not None else "-"
+        noise = f"{2 * row['spread']:.4f}" if row["spread"] is not None else "-"
+        lines.append(f"| {row['source']} | {row['claim']} | {row['dataset']} | {side(row, 'better')} | {side(row, 'worse')} | {difference} | {noise} | **{row['verdict']}** |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------------------
-def write_report(runs: Sequence[Run], out: str | Path, metrics: Sequence[str] = FIGURE_METRICS) -> dict[str, Path]:
-    """``report.md``, ``report.json`` and the PNGs into ``out``; returns name -> path."""
+def write_report(runs: Sequence[Run], out: str | Path, metrics: Sequence[str] = FIGURE_METRICS, verdict_metric: str = VERDICT_METRIC) -> dict[str, Path]:
+    """``report.md``, ``report.json``, ``figures.json`` (every figure's numbers and the
+    orderings' verdicts) and the PNGs into ``out``; returns name -> path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {"overview": overview_plot(runs, out)}
+    figure_data = {}
     for family in FAMILIES:
         if any(r.family == family.name for r in runs):
             written[family.name] = family_plot(runs, family, out, metrics)
+            figure_data[family.name] = family_figure(runs, family, metrics)
+    ordering_rows = orderings(runs, verdict_metric)
     figures = "\n\n".join(f"![{name}]({path.name})" for name, path in written.items())
     text = "\n\n".join(
         [
@@ -571,6 +795,11 @@ def write_report(runs: Sequence[Run], out: str | Path, metrics: Sequence[str] = 
             "changes relative to the paper's model and to the other runs of their dataset.",
             "## Table 3: models", table3(runs),
             f"## Table 4: variants ({', '.join(short_metric(m) for m in metrics)})", table4(runs, metrics),
+            f"## The paper's orderings ({short_metric(verdict_metric)})",
+            "A difference larger than twice the seed-to-seed spread (the pooled sample standard deviation "
+            "over the variants with two or more seeds) is resolved: *reproduced* or *reversed*; "
+            "a smaller one is *within noise*.",
+            orderings_table(ordering_rows),
             "## All runs", runs_table(runs, root=out.parent),
             "## Figures", figures,
         ]
@@ -584,8 +813,11 @@ def write_report(runs: Sequence[Run], out: str | Path, metrics: Sequence[str] = 
         for r in runs
     ]
     atomic_write_text(out / "report.json", json.dumps(rows, indent=2) + "\n")
+    figures_json = {"metrics": list(metrics), "figures": figure_data, "orderings": ordering_rows}
+    atomic_write_text(out / "figures.json", json.dumps(figures_json, indent=2) + "\n")
     written["report.md"] = out / "report.md"
     written["report.json"] = out / "report.json"
+    written["figures.json"] = out / "figures.json"
     return written
 
 
@@ -594,11 +826,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("runs", nargs="+", help="run directories (with metrics.json and config.yaml) or directories to search below")
     parser.add_argument("--out", default="runs/report", help="output directory (default runs/report)")
     parser.add_argument("--metrics", nargs="+", default=list(FIGURE_METRICS), choices=list(TABLE_COLUMNS), help="metrics of Table 4 and the figures (default: recall@5 ndcg@5, as the paper)")
+    parser.add_argument("--verdict-metric", default=VERDICT_METRIC, choices=list(TABLE_COLUMNS), help=f"metric of the orderings' verdicts (default {VERDICT_METRIC})")
     opts = parser.parse_args(argv)
     try:
         runs = load_runs(opts.runs)
     except ReportError as err:
         parser.error(str(err))
-    written = write_report(runs, opts.out, opts.metrics)
+    written = write_report(runs, opts.out, opts.metrics, opts.verdict_metric)
     print(runs_table(runs))
     print(f"\nwrote {', '.join(str(p) for p in written.values())}")

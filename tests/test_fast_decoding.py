@@ -129,22 +129,28 @@ def predictor_codes(predictor: MaskPredictor, history: torch.Tensor) -> torch.Te
 @pytest.mark.parametrize("block", ["gpt", "llama"])
 def test_cached_target_logits_equal_the_full_forward(block):
     predictor = make_model("cached_history", block).mask_predictor
-    history = mixed_histories()
+    history = mixed_histories()  # users 1 and 5 have 7 items, users 2 and 8 one
     tokens, padding = predictor.history_tokens(predictor_codes(predictor, history), history == 0)
-    users = torch.tensor([0, 0, 3, 8, 1, 1, 1, 5])
-    target = torch.randint(-1, K, (len(users), M), generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         cache = predictor.history_cache(tokens, padding)
-        cached = predictor.cached_target_logits(cache, users, target)
-        full = predictor.target_logits(tokens[users], padding[users], target)
-    torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+        for users, beams, length in ((torch.tensor([1, 5]), 3, 7), (torch.tensor([8, 2, 8]), 2, 1)):
+            target = torch.randint(-1, K, (len(users), beams, M), generator=g)
+            cached = predictor.cached_target_logits(cache, users, target, length * M)
+            rows = users.repeat_interleave(beams)
+            full = predictor.target_logits(tokens[rows], padding[rows], target.reshape(-1, M))
+            torch.testing.assert_close(cached.reshape(-1, M, K), full, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="padding"):  # user 0 has 3 items, not 7
+            predictor.cached_target_logits(cache, torch.tensor([0, 1]), target[:2], 7 * M)
     with pytest.raises(ValueError, match="cached_history"):
         make_model("bidirectional").mask_predictor.history_cache(tokens, padding)
 
 
 @pytest.mark.parametrize("block", ["gpt", "llama"])
-@pytest.mark.parametrize("num_steps,order,beam_size", [(4, "adaptive", 12), (2, "adaptive", 4), (1, "left_to_right", 12)])
+@pytest.mark.parametrize("num_steps,order,beam_size", [(4, "adaptive", 12), (4, "adaptive", 60), (2, "adaptive", 4), (1, "left_to_right", 12)])
 def test_cached_decode_equals_uncached_decode(block, num_steps, order, beam_size, monkeypatch):
+    """Beam 60 > the children of some users' beams: users hold different numbers of beams
+    (rows are then scored one per group)."""
     model = make_model("cached_history", block)
     history = mixed_histories()
     with torch.no_grad():

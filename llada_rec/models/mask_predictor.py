@@ -150,9 +150,10 @@ class MaskPredictor(nn.Module):
         return torch.cat([history_tokens, target], dim=1), torch.cat([history_padding, target_padding], dim=1)
 
     # -- network ------------------------------------------------------------------------
-    def encode(self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None) -> Tensor:
+    def encode(self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None, unpadded: bool = False) -> Tensor:
         """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]
-        (only the last ``num_outputs`` positions' states when given)."""
+        (only the last ``num_outputs`` positions' states when given).  ``unpadded``: the
+        caller guarantees no padding, so a bidirectional model attends without a mask."""
         batch_size, seq_len = tokens.shape
         if seq_len % self.num_heads != 0:
             raise ValueError(f"sequence length {seq_len} is not a multiple of M={self.num_heads}")
@@ -164,7 +165,8 @@ class MaskPredictor(nn.Module):
         head = torch.arange(self.num_heads, device=device).repeat(num_items)  # [S]
         x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
         structure = structure_mask(self.attention, num_items, self.num_heads, device)
-        return self.encoder(self.embedding_dropout(x), attention_mask(padding_mask, structure), num_outputs)
+        mask = None if unpadded and structure is None else attention_mask(padding_mask, structure)
+        return self.encoder(self.embedding_dropout(x), mask, num_outputs)
 
     def output_weight(self) -> Tensor:
         """Per-head output matrices [M, K, D]: the token embedding's code rows (tied) or the
@@ -182,10 +184,11 @@ class MaskPredictor(nn.Module):
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         return self.head_logits(self.encode(tokens, padding_mask))
 
-    def target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
-        """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and target_codes [B, M]."""
+    def target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor, unpadded: bool = False) -> Tensor:
+        """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and
+        target_codes [B, M]; ``unpadded`` as in :meth:`encode`."""
         tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
-        return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads))
+        return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads, unpadded=unpadded))
 
     # -- decoding with a history cache (attention="cached_history") ----------------------
     def history_cache(self, history_tokens: Tensor, history_padding: Tensor) -> HistoryCache:
@@ -207,15 +210,23 @@ class MaskPredictor(nn.Module):
         layers = self.encoder.key_value_cache(self.embedding_dropout(x), attention_mask(history_padding))
         return HistoryCache(layers, history_padding)
 
-    def cached_target_logits(self, cache: HistoryCache, users: Tensor, target_codes: Tensor) -> Tensor:
-        """Logits [R, M, K] of the target given user ``users`` [R] (rows of the cache) and
-        target_codes [R, M] (-1 = masked): only the M target tokens run through the layers."""
-        heads = torch.arange(self.num_heads, device=target_codes.device)
+    def cached_target_logits(self, cache: HistoryCache, users: Tensor, target_codes: Tensor, length: int) -> Tensor:
+        """Logits [G, b, M, K] of b partial targets per user given the cached history.
+
+        users [G] (rows of the cache), target_codes [G, b, M] (-1 = masked); ``length``: the
+        users' history length in tokens, all equal (the last ``length`` cached tokens are
+        used and must hold no padding).  Only the M target tokens run through the layers;
+        a group's b rows share its history keys and values (never copied per row).
+        """
+        groups, rows, num_heads = target_codes.shape
+        first = cache.padding.shape[1] - length
+        if first < 0 or bool(cache.padding[users, first:].any()):
+            raise ValueError(f"cached_target_logits: the users' last {length} history tokens must all be real (no padding)")
+        heads = torch.arange(num_heads, device=target_codes.device)
         x = self.token_embedding(self.code_tokens(target_codes)) + self.item_position_embedding.weight[0] + self.head_embedding(heads)
-        visible = torch.cat([~cache.padding[users], users.new_ones(users.shape[0], self.num_heads, dtype=torch.bool)], dim=1)
-        mask = visible[:, None, None, :].expand(-1, 1, self.num_heads, -1)  # [R, 1, M, L*M + M]
-        layers = [(keys[users], values[users]) for keys, values in cache.layers]
-        return self.head_logits(self.encoder.forward_cached(self.embedding_dropout(x), layers, mask))
+        layers = [(keys[users, :, first:], values[users, :, first:]) for keys, values in cache.layers]  # [G, H, P, D/H]
+        hidden = self.encoder.forward_cached(self.embedding_dropout(x), layers)  # [G, b, M, D]
+        return self.head_logits(hidden.reshape(groups * rows, num_heads, -1)).view(groups, rows, num_heads, -1)
 
 
 @dataclass

@@ -72,11 +72,11 @@ class SemanticIdRecommender(SequentialRecommender):
 
         ``predictor`` scores the target's M positions given the history and a partial
         target, over rows (user x beam) in chunks of at most ``chunk_size`` rows.  Users are
-        decoded shortest history first and each chunk drops the padding items that none of
-        its rows has, so no layer runs over padding that only a longer row in the batch needs
-        (results as without: padding is never attended to).  With
-        ``attention="cached_history"`` (and ``use_cache``) the history's keys and values are
-        computed once per user and only the M target tokens run per row.
+        decoded shortest history first and a chunk holds rows of one history length only,
+        cut to that length, so no layer runs over padding (results as with padding: it is
+        never attended to).  With ``attention="cached_history"`` (and ``use_cache``) the
+        history's keys and values are computed once per user and only the M target tokens
+        run per row.
         """
         if history.numel() and int(history.max()) >= self.item_code_table.shape[0]:
             raise ValueError(f"history holds item {int(history.max())}, but the model knows items 1..{self.item_code_table.shape[0] - 1}")
@@ -86,25 +86,33 @@ class SemanticIdRecommender(SequentialRecommender):
         history = history[by_length][:, max(0, history.shape[1] - longest) :]  # drop columns of padding only
         tokens, padding = predictor.history_tokens(self.item_code_table[history], history == 0)
         num_heads = predictor.num_heads
-        if use_cache and predictor.attention == "cached_history":
-            cache = predictor.history_cache(tokens, padding)
-
-            def target_logits(users: Tensor, target: Tensor) -> Tensor:
-                return predictor.cached_target_logits(cache, users, target)
-
-        else:
-            sorted_lengths = lengths[by_length]
-
-            def target_logits(users: Tensor, target: Tensor) -> Tensor:
-                keep = int(sorted_lengths[users].max()) * num_heads  # users are sorted: the chunk's longest
-                return predictor.target_logits(tokens[users, tokens.shape[1] - keep :], padding[users, padding.shape[1] - keep :], target)
+        token_lengths = lengths[by_length] * num_heads  # [B], non-decreasing
+        cached = use_cache and predictor.attention == "cached_history"
+        cache = predictor.history_cache(tokens, padding) if cached else None
 
         def log_prob_fn(rows: Tensor, target: Tensor) -> Tensor:
             """rows [R] (user in the sorted batch), target [R, M] (-1 = unfilled) -> [R, M, K] float32."""
-            chunks = []
-            for start in range(0, rows.shape[0], chunk_size):
-                logits = target_logits(rows[start : start + chunk_size], target[start : start + chunk_size])
-                chunks.append(F.log_softmax(logits.float() / temperature, dim=-1))
+            users, targets, per_user = rows, target[:, None], 1  # groups of b rows sharing a user
+            if cached:
+                counts = torch.bincount(rows, minlength=history.shape[0])
+                present = counts.nonzero().flatten()
+                beams = int(counts[present[0]])
+                if bool((counts[present] == beams).all()) and torch.equal(rows, present.repeat_interleave(beams)):
+                    users, targets, per_user = present, target.view(-1, beams, num_heads), beams
+            group_lengths, group_counts = torch.unique_consecutive(token_lengths[users], return_counts=True)
+            per_chunk = max(1, chunk_size // per_user)
+            chunks, start = [], 0
+            for length, count in zip(group_lengths.tolist(), group_counts.tolist()):  # one history length at a time
+                for begin in range(start, start + count, per_chunk):
+                    end = min(begin + per_chunk, start + count)
+                    if cached:
+                        logits = predictor.cached_target_logits(cache, users[begin:end], targets[begin:end], length)
+                    else:
+                        first = tokens.shape[1] - length
+                        logits = predictor.target_logits(tokens[users[begin:end], first:], padding[users[begin:end], first:],
+                                                         targets[begin:end, 0], unpadded=True)
+                    chunks.append(F.log_softmax(logits.float().reshape(-1, num_heads, logits.shape[-1]) / temperature, dim=-1))
+                start += count
             return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
         result = diffusion_beam_search(

@@ -58,12 +58,14 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, num_queries: Optional[int] = None) -> Tensor:
-        """x [B, S, D] -> [B, Q, D] for the last Q = ``num_queries`` positions (all if None)."""
+    def forward(self, x: Tensor, mask: Optional[Tensor], num_queries: Optional[int] = None) -> Tensor:
+        """x [B, S, D] -> [B, Q, D] for the last Q = ``num_queries`` positions (all if None);
+        mask None: every token sees every token."""
         batch_size, seq_len, d_model = x.shape
         q, k, v = self.qkv(x).split(d_model, dim=-1)  # each [B, S, D]
         if num_queries is not None:
-            q, mask = q[:, -num_queries:], mask[..., -num_queries:, :]
+            q = q[:, -num_queries:]
+            mask = None if mask is None else mask[..., -num_queries:, :]
         # [B, S, D] -> [B, H, S, D/H]
         q, k, v = (t.reshape(batch_size, -1, self.num_heads, d_model // self.num_heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -80,16 +82,34 @@ class SelfAttention(nn.Module):
         _, k, v = self.qkv(x).chunk(3, dim=-1)
         return self.split_heads(k), self.split_heads(v)
 
-    def forward_cached(self, x: Tensor, past_keys: Tensor, past_values: Tensor, mask: Tensor) -> Tensor:
-        """Queries x [R, Q, D] attend to cached keys/values [R, H, P, D/H] and to themselves.
+    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
+        """New tokens x [G, b, Q, D] (G groups of b rows) attend to their group's cached
+        prefix keys/values [G, H, P, D/H] and to their own row's Q tokens -> [G, b, Q, D]."""
+        groups, rows, num_queries, d_model = x.shape
+        q, k, v = (t.reshape(groups, rows, num_queries, self.num_heads, -1).transpose(2, 3) for t in self.qkv(x).split(d_model, dim=-1))
+        y = attend_with_prefix(q, k, v, prefix_keys, prefix_values)  # [G, b, H, Q, D/H]
+        return self.resid_dropout(self.proj(y.transpose(2, 3).reshape(groups, rows, num_queries, d_model)))
 
-        mask [R, 1, Q, P + Q] bool (True = may attend; the cached keys come first) -> [R, Q, D].
-        """
-        rows, num_queries, d_model = x.shape
-        q, k, v = (self.split_heads(t) for t in self.qkv(x).split(d_model, dim=-1))
-        k, v = torch.cat([past_keys, k], dim=2), torch.cat([past_values, v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(rows, num_queries, d_model)))
+
+def attend_with_prefix(q: Tensor, k: Tensor, v: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
+    """Softmax attention of q over [prefix ; own keys], the prefix shared by a group's rows.
+
+    q, k, v [G, b, H, Q, E]; prefix_keys, prefix_values [G, H, P, E] -> [G, b, H, Q, E].
+    The prefix is never copied per row: one batched matmul per group scores all b rows'
+    queries against it.  Probabilities in float32.
+    """
+    groups, rows, heads, num_queries, dim = q.shape
+    prefix = prefix_keys.shape[2]
+    scale = dim**-0.5
+    grouped = q.permute(0, 2, 1, 3, 4).reshape(groups, heads, rows * num_queries, dim)
+    prefix_scores = (grouped @ prefix_keys.transpose(-1, -2)).view(groups, heads, rows, num_queries, prefix)
+    own_scores = q @ k.transpose(-1, -2)  # [G, b, H, Q, Q]
+    scores = torch.cat([prefix_scores.permute(0, 2, 1, 3, 4), own_scores], dim=-1).float() * scale
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)
+    prefix_probs, own_probs = probs.split([prefix, num_queries], dim=-1)
+    prefix_probs = prefix_probs.permute(0, 2, 1, 3, 4).reshape(groups, heads, rows * num_queries, prefix)
+    from_prefix = (prefix_probs @ prefix_values).view(groups, heads, rows, num_queries, dim).permute(0, 2, 1, 3, 4)
+    return from_prefix + own_probs @ v
 
 
 class FeedForward(nn.Module):
@@ -142,9 +162,9 @@ class TransformerLayer(nn.Module):
         x = (x if num_queries is None else x[:, -num_queries:]) + attended
         return x + self.ffn(self.ln_ffn(x))
 
-    def forward_cached(self, x: Tensor, past_keys: Tensor, past_values: Tensor, mask: Tensor) -> Tensor:
-        """The block for new tokens x [R, Q, D] over cached keys/values (see SelfAttention)."""
-        x = x + self.attn.forward_cached(self.ln_attn(x), past_keys, past_values, mask)
+    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
+        """The block for new tokens x [G, b, Q, D] over cached keys/values (see SelfAttention)."""
+        x = x + self.attn.forward_cached(self.ln_attn(x), prefix_keys, prefix_values)
         return x + self.ffn(self.ln_ffn(x))
 
 
@@ -190,10 +210,10 @@ class TransformerEncoder(nn.Module):
                 x = x + layer.ffn(layer.ln_ffn(x))
         return cache
 
-    def forward_cached(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], mask: Tensor) -> Tensor:
-        """New tokens x [R, Q, D] through every layer, attending to the cached prefix
-        (``cache`` from :meth:`key_value_cache`, rows already matched to x) and to each other;
-        mask [R, 1, Q, P + Q] bool -> final-norm states [R, Q, D]."""
+    def forward_cached(self, x: Tensor, cache: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """New tokens x [G, b, Q, D] (G groups of b rows) through every layer, each row
+        attending to its group's cached prefix (``cache`` from :meth:`key_value_cache`, one
+        [G, H, P, D/H] pair per layer, no padding) and to its own tokens -> final-norm states."""
         for layer, (keys, values) in zip(self.layers, cache):
-            x = layer.forward_cached(x, keys, values, mask)
+            x = layer.forward_cached(x, keys, values)
         return self.ln_final(x)

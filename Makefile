@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+# The paper's ablations on the shared Scientific copy at the README's CPU budget (hours).
+ABLATIONS_ARGS ?= --config experiments/amazon18_scientific_cpu.yaml --path ../shared/data/amazon18-scientific \
+	--max-epochs 4 --max-minutes 6 --eval-users 2000 --seeds 0 1 --out runs/ablations/amazon18_scientific
+
+.PHONY: install demo test ablations clean
 
 install: $(STAMP)
 
@@ -22,6 +26,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+ablations: install
+	$(PY) benchmarks/ablations.py $(ABLATIONS_ARGS)
 
 clean:
 	rm -rf runs .cache lightning_logs

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # The paper's ablations on the shared Scientific copy at the README's CPU budget (hours).
 ABLATIONS_ARGS ?= --config experiments/amazon18_scientific_cpu.yaml --path ../shared/data/amazon18-scientific \
-	--max-epochs 4 --max-minutes 6 --eval-users 2000 --seeds 0 1 --out runs/ablations/amazon18_scientific
+	--max-epochs 3 --max-minutes 8 --eval-users 2000 --seeds 0 1 --out runs/ablations/amazon18_scientific
 
 .PHONY: install demo test ablations clean
 

@@ -1,7 +1,8 @@
 """The paper's ablations (Table 4, Figures 3-6) on one data source at one budget, resumable.
 
     python benchmarks/ablations.py --config experiments/amazon18_scientific_cpu.yaml \\
-        --max-epochs 4 --eval-users 2000 --seeds 0 1 --out runs/ablations/scientific
+        --path ../shared/data/amazon18-scientific --max-epochs 3 --max-minutes 8 \\
+        --eval-users 2000 --seeds 0 1 --out runs/ablations/amazon18_scientific
 
 Every ``experiments/ablations/*.yaml`` is a variant layered on the base config(s).  A variant
 that changes only decoding settings (``llada_rec.cli.DECODING_ARGS``: greedy, orders, steps)
@@ -105,7 +106,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
     study.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the full model's seeds; the other variants get the first, and the rest when within noise")
     study.add_argument("--extra-seeds", action=argparse.BooleanOptionalAction, default=True, help="the second pass: more seeds for variants within noise")
     study.add_argument("--alphas", type=float, nargs="*", default=[1.0, 2.0, 6.0], help="α values of Figure 6 besides the base config's")
-    study.add_argument("--variants", nargs="+", default=None, help=f"only these configs of --variants-dir (default: all)")
+    study.add_argument("--variants", nargs="+", default=None, help="only these configs of --variants-dir (default: all)")
     study.add_argument("--variants-dir", type=Path, default=VARIANTS_DIR)
     study.add_argument("--metric", default=VERDICT_METRIC, choices=TABLE_COLUMNS, help="metric of the extra-seed rule and the orderings' verdicts")
     study.add_argument("--report-metrics", nargs="+", default=list(FIGURE_METRICS), choices=TABLE_COLUMNS, help="metrics of Table 4 and the figures")

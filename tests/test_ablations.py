@@ -114,7 +114,7 @@ def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> N
     for label in [*labels.values(), "α=0.5", "α=2"]:
         assert f"| {label} |" in text, label
     table4 = report.table4(runs)
-    assert report.table4(runs).splitlines()[2].endswith("| seeds |")
+    assert table4.splitlines()[2].endswith("| seeds |")
     assert "LLaDA-Rec | " in table4 and " ± " in table4.split("| LLaDA-Rec |")[1].splitlines()[0]
     for name in ("attention", "order", "steps", "alpha", "tokenizer", "training", "inference"):
         assert (out / "report" / f"{name}.png").stat().st_size > 10_000, name
@@ -174,8 +174,7 @@ def test_verdicts_reproduced_reversed_within_noise_and_not_run(tmp_path: Path) -
     fake_run(tmp_path, "l2r", 1, 0.30, {"order": "left_to_right"}, ckpt="y.ckpt")  # paired: not in the spread
     fake_run(tmp_path, "t2", 0, 0.105, {"num_steps": 2})
     runs = report.load_runs([tmp_path])
-    group = [c for c in report.cells(runs)]
-    assert report.seed_spread(group, "ndcg@10") == pytest.approx(0.02 / 2**0.5)
+    assert report.seed_spread(report.cells(runs), "ndcg@10") == pytest.approx(0.02 / 2**0.5)
     rows = {r["claim"]: r for r in report.orderings(runs)}
     assert rows["bidirectional > inter-item causal"]["verdict"] == "reproduced"
     assert rows["adaptive > left-to-right"]["verdict"] == "reversed"

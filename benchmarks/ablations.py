@@ -42,6 +42,7 @@ import yaml
 from llada_rec.cli import DECODING_ARGS, data_stats, lightning_main
 from llada_rec.report import FIGURE_METRICS, TABLE_COLUMNS, VERDICT_METRIC, load_runs, orderings_table, table4, unresolved, write_report
 from llada_rec.sweep import Parameter, Sweep, Trial, command_line, fit_and_test, parse_cli_args, results_table, run_trials, write_results
+from llada_rec.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "experiments" / "amazon18_scientific_cpu.yaml"
@@ -254,6 +255,19 @@ class Study:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         return {"run_dir": str(run_dir), "metrics": metrics}
 
+    def check_budget(self) -> None:
+        """``<out>/study.json`` records the data, budget and tokenizer settings; a rerun with
+        others would mix budgets in one report, so it stops (seeds, α and variants may grow)."""
+        settings = {"base": self.base, "tokenizer_override": list(self.opts.tokenizer_override)}
+        record = self.out / "study.json"
+        if record.is_file():
+            before = json.loads(record.read_text(encoding="utf-8"))
+            if before != settings:
+                changed = sorted(set(before["base"]) ^ set(settings["base"])) or ["--tokenizer-override"]
+                raise SystemExit(f"{record}: this study ran with other data or budget settings ({' '.join(changed)}); use another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(record, json.dumps(settings, indent=2) + "\n")
+
     def run(self) -> None:
         run_trials(self.sweep, self.trials, self.out, runner=self)
 
@@ -285,6 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Study:
     if opts.dry_run:
         study.dry_run()
         return study
+    study.check_budget()
     study.plan_training()
     study.run()
     study.plan_inference()

@@ -57,6 +57,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
             first = ablations.main(argv)
             mtimes = {p: p.stat().st_mtime_ns for p in (root / "out").rglob("metrics.json")}
             second = ablations.main(argv)
+            with pytest.raises(SystemExit, match="other data or budget settings.*--trainer.max_epochs=2"):
+                ablations.main([*argv[:argv.index("--max-epochs") + 1], "2", *argv[argv.index("--max-epochs") + 2 :]])
     finally:
         torch.set_num_threads(threads)
     return {"out": root / "out", "first": first, "second": second, "mtimes": mtimes}
@@ -83,7 +85,7 @@ def test_every_variant_runs_at_the_budget_and_decoding_ones_reuse_the_full_check
     assert greedy["test/recall@1"] == greedy["test/recall@10"]  # one item per user: beam 1 really applied
 
 
-def test_a_rerun_skips_every_finished_variant(study: dict) -> None:
+def test_a_rerun_skips_every_finished_variant_and_refuses_another_budget(study: dict) -> None:
     second = study["second"]
     assert second.counts == {}  # nothing trained or tested again
     assert {t.status for t in second.trials} == {"done"} and len(second.trials) == len(study["first"].trials)

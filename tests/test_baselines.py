@@ -335,3 +335,19 @@ def test_neural_model_fit_test_and_reload(tmp_path, model_class):
     items, scores = restored.recommend(history, 5, "test")
     assert items.tolist() == expected_items.tolist()
     torch.testing.assert_close(scores, expected_scores)
+
+
+def test_tiger_with_fewer_beams_than_top_k_pads_like_llada_rec():
+    """One rule for beam_size < top_k: the found items, then item 0 with score -inf."""
+    model = TIGER(d_model=16, num_layers=1, num_attention_heads=2, dropout=0.0, beam_size=2, val_beam_size=1, top_k=5, metric_ks=(1, 5))
+    model.data_info = DataInfo(num_items=6, max_history=4, num_heads=2, codebook_size=3)
+    model.build(model.data_info, torch.tensor([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2]]))
+    model.eval()
+    history = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    for stage, found in (("val", 1), ("test", 2)):
+        items, scores = model.recommend(history, 5, stage)
+        assert items.shape == scores.shape == (2, 5)
+        assert (items[:, :found] > 0).all() and (items[:, found:] == 0).all(), stage
+        assert torch.isfinite(scores[:, :found]).all() and torch.isinf(scores[:, found:]).all(), stage
+    with pytest.raises(ValueError, match="must be >= 1"):
+        TIGER(beam_size=0)

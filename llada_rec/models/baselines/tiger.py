@@ -76,8 +76,8 @@ class TIGER(SemanticIdRecommender):
     ) -> None:
         super().__init__(top_k=top_k, metric_ks=metric_ks)
         self.save_hyperparameters()
-        if min(beam_size, val_beam_size) < top_k:
-            raise ValueError(f"beam_size={beam_size} and val_beam_size={val_beam_size} must be >= top_k={top_k}")
+        if min(beam_size, val_beam_size) < 1:  # as LLaDARec: fewer beams than top_k return fewer items (0-padded)
+            raise ValueError(f"beam_size={beam_size} and val_beam_size={val_beam_size} must be >= 1")
         self.network: Optional[CausalCodePredictor] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
@@ -120,8 +120,6 @@ class TIGER(SemanticIdRecommender):
         left to right, one code per step, each step constrained to prefixes of items (a trie)."""
         hp = self.hparams
         beam_size = hp.val_beam_size if stage == "val" else hp.beam_size
-        if k > beam_size:
-            raise ValueError(f"k={k} exceeds the beam size {beam_size} used in stage {stage!r}")
         return self.decode(
             self.network,
             history,

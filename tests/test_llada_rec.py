@@ -280,30 +280,30 @@ def test_ablation_switches_turn_terms_off():
     batch = collate(toy_samples()[:8])
     full = make_model(alpha=2.0)
     torch.manual_seed(5)
-    loss, item_loss, history_loss = full.compute_losses(batch)
+    loss, item_loss, history_loss = full.losses(batch).values()
     assert item_loss > 0 and history_loss > 0
     assert loss.item() == pytest.approx(item_loss.item() + 2.0 * history_loss.item(), rel=1e-6)
 
     no_history = make_model(alpha=2.0, history_mask="none")  # same seed -> same weights
     torch.manual_seed(5)
-    loss_nh, item_nh, history_nh = no_history.compute_losses(batch)
+    loss_nh, item_nh, history_nh = no_history.losses(batch).values()
     assert history_nh.item() == 0.0
     assert loss_nh.item() == pytest.approx(item_loss.item(), rel=1e-6)  # same draws, same item term
 
     no_item = make_model(alpha=2.0, item_mask="none", history_mask="history_token")
     torch.manual_seed(5)
-    loss_ni, item_ni, history_ni = no_item.compute_losses(batch)
+    loss_ni, item_ni, history_ni = no_item.losses(batch).values()
     assert item_ni.item() == 0.0 and history_ni > 0
     assert loss_ni.item() == pytest.approx(2.0 * history_ni.item(), rel=1e-6)
     torch.manual_seed(5)  # the history-only term does not see the target
     other_target = dict(batch, target=next_item(batch["target"]))
-    assert no_item.compute_losses(other_target)[0].item() == pytest.approx(loss_ni.item(), rel=1e-6)
+    assert no_item.losses(other_target)["loss"].item() == pytest.approx(loss_ni.item(), rel=1e-6)
     loss_ni.backward()
     assert no_item.mask_predictor.output_bias.grad is not None
 
     per_item = make_model(alpha=2.0, history_mask="history_per_item")  # every real history item has a masked token
     torch.manual_seed(5)
-    _, item_pi, history_pi = per_item.compute_losses(batch)
+    _, item_pi, history_pi = per_item.losses(batch).values()
     assert item_pi.item() == pytest.approx(item_loss.item(), rel=1e-6) and 0 < history_pi.item() < math.inf
 
 
@@ -323,7 +323,7 @@ def test_optimizer_groups_decay_only_linear_weights():
 def _mean_loss(model: LLaDARec, batch: dict[str, torch.Tensor]) -> float:
     torch.manual_seed(123)
     with torch.no_grad():
-        return sum(model.compute_losses(batch)[0].item() for _ in range(10)) / 10
+        return sum(model.losses(batch)["loss"].item() for _ in range(10)) / 10
 
 
 def test_training_learns_the_toy_rule_and_recommends_it(tmp_path):

@@ -20,6 +20,7 @@ from torchmetrics import MetricCollection
 
 from llada_rec.callbacks import TrainingClock
 from llada_rec.metrics import NDCGAtK, RecallAtK
+from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.utils import atomic_write_text
 
 
@@ -166,6 +167,33 @@ class SequentialRecommender(L.LightningModule):
         lines = [json.dumps(dm.describe_prediction(s, r["items"], r["scores"])) for s, r in sorted(unique.items())]
         atomic_write_text(path, "\n".join(lines) + "\n")
         print(f"wrote {len(lines)} recommendations to {path}")
+
+
+class TrainedRecommender(SequentialRecommender):
+    """Base of the models trained by gradient descent: a subclass defines its losses only.
+
+    ``loss(batch) -> scalar`` for one loss, or ``losses(batch) -> {"loss": joint, name:
+    term, ...}`` for several; every entry is logged as ``train/<name>``.  The optimiser is
+    the shared recipe (:func:`llada_rec.models.optim.adamw_warmup_cosine`) over the
+    subclass's ``lr``, ``weight_decay`` and ``warmup_ratio`` hyperparameters.
+    """
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"loss": self.loss(batch)}
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        losses = self.losses(batch)
+        batch_size = batch["target"].shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        return losses["loss"]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
 
 def ranking_metrics(ks: Sequence[int], prefix: str) -> MetricCollection:

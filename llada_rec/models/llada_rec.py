@@ -32,7 +32,6 @@ from torch import Tensor
 
 from llada_rec.decoding import ORDERS
 from llada_rec.models.base import DataInfo
-from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.transformer import BlockKind
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer
 from llada_rec.models.semantic_ids import SemanticIdRecommender
@@ -246,8 +245,9 @@ class LLaDARec(SemanticIdRecommender):
             normaliser,
         )
 
-    def compute_losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """(joint loss, L_Item, L_His) of one sequence batch; a switched-off term is 0."""
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """{"loss": L_Item + alpha * L_His, "item_loss": L_Item, "history_loss": L_His} of one
+        sequence batch; a switched-off term is 0."""
         history, target = batch["history"], batch["target"]
         history_codes = self.item_code_table[history]  # [B, L, M]
         target_codes = self.item_code_table[target]  # [B, M]
@@ -259,19 +259,7 @@ class LLaDARec(SemanticIdRecommender):
             item_loss = self.item_loss(history_tokens, token_padding, target_codes)
         if self.hparams.history_mask != "none":
             history_loss = self.history_loss(history_codes, history_padding, target_codes)
-        return item_loss + self.hparams.alpha * history_loss, item_loss, history_loss
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, item_loss, history_loss = self.compute_losses(batch)
-        batch_size = batch["target"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        self.log("train/item_loss", item_loss, batch_size=batch_size)
-        self.log("train/history_loss", history_loss, batch_size=batch_size)
-        return loss
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
+        return {"loss": item_loss + self.hparams.alpha * history_loss, "item_loss": item_loss, "history_loss": history_loss}
 
     # -- recommendation -----------------------------------------------------------------
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:

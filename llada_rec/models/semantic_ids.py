@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from llada_rec.decoding import ItemCodeIndex, diffusion_beam_search
-from llada_rec.models.base import DataInfo, SequentialRecommender
+from llada_rec.models.base import DataInfo, TrainedRecommender
 from llada_rec.models.mask_predictor import MaskPredictor
 
 
-class SemanticIdRecommender(SequentialRecommender):
+class SemanticIdRecommender(TrainedRecommender):
     """Base class: ``item_code_table`` [N + 1, M] (row 0 = padding), kept as a buffer so a
     checkpoint predicts alone, and :meth:`decode`, the constrained beam search."""
 

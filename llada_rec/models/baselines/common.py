@@ -17,8 +17,7 @@ import torch
 from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
-from llada_rec.models.base import DataInfo, SequentialRecommender
-from llada_rec.models.optim import adamw_warmup_cosine
+from llada_rec.models.base import DataInfo, SequentialRecommender, TrainedRecommender
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return items, top_scores
 
 
-class FullRankingRecommender(SequentialRecommender):
+class FullRankingRecommender(TrainedRecommender):
     """Base of the neural models that score every item (SASRec, BERT4Rec, GRU4Rec, RPG).
 
     A subclass implements ``full_scores(history [B, L]) -> [B, N]`` (float32, column
@@ -52,18 +51,6 @@ class FullRankingRecommender(SequentialRecommender):
 
     def full_scores(self, history: Tensor) -> Tensor:
         raise NotImplementedError
-
-    def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        raise NotImplementedError
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
-        return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
     @torch.no_grad()
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:

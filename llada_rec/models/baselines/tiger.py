@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from llada_rec.models.base import DataInfo
-from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.models.mask_predictor import MaskPredictor
 from llada_rec.models.semantic_ids import SemanticIdRecommender
 
@@ -105,15 +104,6 @@ class TIGER(SemanticIdRecommender):
         target_codes = self.item_code_table[batch["target"]]  # [B, M]
         logits = self.network.target_logits(tokens, padding, target_codes)  # [B, M, K]
         return F.cross_entropy(logits.float().flatten(0, 1), target_codes.flatten())
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
-        return loss
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_warmup_cosine(self, self.trainer, hp.lr, hp.weight_decay, hp.warmup_ratio)
 
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
         """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first:

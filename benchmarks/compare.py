@@ -73,6 +73,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget.add_argument("--seed", type=int, default=0)
     budget.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     budget.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (one device per model)")
+    budget.add_argument("--precision", default="32-true", help="trainer precision, e.g. bf16-mixed")
     size = p.add_argument_group("model size (SASRec, TIGER and LLaDA-Rec alike)")
     size.add_argument("--d-model", type=int, default=64)
     size.add_argument("--layers", type=int, default=2)
@@ -212,6 +213,7 @@ def run_model(
         callbacks=[checkpoint],  # the model adds its TrainingClock (configure_callbacks)
         logger=CSVLogger(out, name=label or name),
         accelerator=args.accelerator,
+        precision=args.precision,
         devices=1,
         deterministic="warn",  # deterministic kernels where they exist (all of them on CPU)
         enable_progress_bar=False,

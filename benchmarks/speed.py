@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from llada_rec.data.datamodule import SequenceSamples, collate_sequences
+from llada_rec.data.datamodule import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
 from llada_rec.data.dataset import SequenceData, preprocess
 from llada_rec.data.readers import read_source
 from llada_rec.decoding import diffusion_beam_search
@@ -60,9 +60,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", choices=["scientific", "synthetic"], default="scientific")
     p.add_argument("--path", default=SCIENTIFIC, help="LC-Rec data directory (--data scientific)")
-    p.add_argument("--steps", type=int, default=8, help="timed training steps per path (after --warmup-steps)")
+    p.add_argument("--steps", type=int, default=16, help="timed training steps per path (after --warmup-steps)")
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--train-order", choices=["length_buckets", "shuffle"], default="length_buckets", help="as RecDataModule's train_order")
     p.add_argument("--users", type=int, default=128, help="test users decoded per decoder")
     p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--check-users", type=int, default=8, help="users decoded twice to check the cached decoder")
@@ -81,6 +82,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--precision", default="32-true", help="32-true or bf16-mixed (training autocast and decoding autocast)")
     p.add_argument("--skip-reference", action="store_true", help="do not time the pre-speed-work decoder")
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--skip-decoding", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the figures here")
     return p.parse_args(argv)
@@ -199,19 +201,25 @@ class StepClock(L.Callback):
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.ends: list[float] = []
+        self.sizes: list[int] = []
+        self.cpu: list[float] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: dict, batch_idx: int) -> None:
         synchronize(self.device)
         self.ends.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+        self.sizes.append(int(batch["target"].shape[0]))
 
 
-def samples_per_s(ends: list[float], warmup: int, batch_sizes: list[int]) -> float:
+def samples_per_s(ends: list[float], sizes: list[int], warmup: int) -> float:
     """Samples per second over the steps after the first ``warmup`` (timed end to end)."""
-    timed = batch_sizes[warmup : len(ends)]
-    return sum(timed) / (ends[-1] - ends[warmup - 1]) if len(ends) > warmup and timed else float("nan")
+    if len(ends) <= max(warmup, 1):
+        return float("nan")
+    start = max(warmup, 1) - 1
+    return sum(sizes[start + 1 :]) / (ends[-1] - ends[start])
 
 
-def train_lightning(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.Namespace, device: torch.device) -> tuple[float, list[float]]:
+def train_lightning(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.Namespace, device: torch.device) -> tuple[list[float], list[float], list[int]]:
     clock = StepClock(device)
     trainer = L.Trainer(
         max_steps=steps,
@@ -227,24 +235,24 @@ def train_lightning(model: LLaDARec, loader: DataLoader, steps: int, args: argpa
         num_sanity_val_steps=0,
         callbacks=[clock],
     )
-    start = time.perf_counter()
     trainer.fit(model, train_dataloaders=loader)
-    return time.perf_counter() - start, clock.ends
+    return clock.ends, clock.cpu, clock.sizes
 
 
-def train_bare(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.Namespace, device: torch.device) -> list[float]:
+def train_bare(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.Namespace, device: torch.device) -> tuple[list[float], list[float], list[int]]:
     """The same optimisation as the Trainer's: AdamW recipe, per-step schedule, clip 1.0."""
     model.to(device).train()
     recipe = adamw_warmup_cosine(model, SimpleNamespace(estimated_stepping_batches=steps), model.hparams.lr, model.hparams.weight_decay, model.hparams.warmup_ratio)
     optimizer, scheduler = recipe["optimizer"], recipe["lr_scheduler"]["scheduler"]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision.startswith("bf16"))
     ends: list[float] = []
-    for step, batch in enumerate(loader):
-        if step == steps:
-            break
+    sizes: list[int] = []
+    cpu: list[float] = []
+    batches = (batch for _ in range(steps) for batch in loader)  # epoch after epoch, as the Trainer
+    for _, batch in zip(range(steps), batches):
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast:
-            loss = model.compute_losses(batch)[0]
+            loss = model.losses(batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -252,7 +260,9 @@ def train_bare(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.N
         scheduler.step()
         synchronize(device)
         ends.append(time.perf_counter())
-    return ends
+        cpu.append(time.process_time())
+        sizes.append(int(batch["target"].shape[0]))
+    return ends, cpu, sizes
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -281,15 +291,15 @@ def time_decoding(decode: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Ten
     items, scores = [], []
     with PeakMemory(device) as memory, autocast:
         synchronize(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for history in batches:
             batch_items, batch_scores = decode(history)
             items.append(batch_items)
             scores.append(batch_scores)
         synchronize(device)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     users = sum(h.shape[0] for h in batches)
-    return {"users_per_s": users / seconds, "seconds": seconds, "peak_memory_mb": memory.mb,
+    return {"users_per_s": users / seconds, "users_per_cpu_s": users / cpu, "seconds": seconds, "peak_memory_mb": memory.mb,
             "items": torch.cat(items).cpu(), "scores": torch.cat(scores).float().cpu()}
 
 
@@ -327,26 +337,33 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         train = SequenceSamples(data.samples("train", args.max_history))
         total = args.warmup_steps + args.steps
 
-        def loader() -> DataLoader:
-            return DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate_sequences,
-                              generator=torch.Generator().manual_seed(args.seed), drop_last=True)
+        def loader() -> DataLoader:  # the DataModule's training order
+            sampler = LengthBucketSampler(train, args.batch_size, args.seed) if args.train_order == "length_buckets" else EpochShuffleSampler(train, args.seed)
+            return DataLoader(train, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_sequences)
 
-        batch_sizes = [args.batch_size] * total
         model = make_model(args, info, codes, "bidirectional")
         figures["parameters"] = sum(p.numel() for p in model.parameters())
         with PeakMemory(device) as memory:
-            _, ends = train_lightning(model, loader(), total, args, device)
-        figures["train_samples_per_s"] = samples_per_s(ends, args.warmup_steps, batch_sizes)
+            ends, cpu, sizes = train_lightning(model, loader(), total, args, device)
+        figures["train_samples_per_s"] = samples_per_s(ends, sizes, args.warmup_steps)
+        figures["train_samples_per_cpu_s"] = samples_per_s(cpu, sizes, args.warmup_steps)
         figures["train_peak_memory_mb"] = memory.mb
         model = make_model(args, info, codes, "bidirectional")
         with PeakMemory(device) as memory:
-            ends = train_bare(model, loader(), total, args, device)
-        figures["bare_loop_samples_per_s"] = samples_per_s(ends, args.warmup_steps, batch_sizes)
+            ends, cpu, bare_sizes = train_bare(model, loader(), total, args, device)
+        if bare_sizes != sizes:
+            raise RuntimeError("the Trainer and the bare loop saw different batches")
+        figures["bare_loop_samples_per_s"] = samples_per_s(ends, bare_sizes, args.warmup_steps)
+        figures["bare_loop_samples_per_cpu_s"] = samples_per_s(cpu, bare_sizes, args.warmup_steps)
+        figures["train_vs_bare_cpu"] = figures["train_samples_per_cpu_s"] / figures["bare_loop_samples_per_cpu_s"]
         figures["bare_loop_peak_memory_mb"] = memory.mb
         figures["train_vs_bare"] = figures["train_samples_per_s"] / figures["bare_loop_samples_per_s"]
         figures["train"] = {"batch_size": args.batch_size, "timed_steps": args.steps, "warmup_steps": args.warmup_steps,
-                            "samples": len(train)}
+                            "samples": len(train), "order": args.train_order}
 
+    if args.skip_decoding:
+        print_table(figures)
+        return figures
     # decoding: random weights, the same for both attention kinds
     samples = spread_test_users(data, args.users, args.max_history)
     batches = [collate_sequences([(i, u, h, t) for i, (u, h, t) in enumerate(samples[s : s + args.eval_batch_size])])["history"].to(device)
@@ -371,12 +388,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         cached_check = time_decoding(lambda h: cached_model.recommend(h, args.top_k, "test"), [check], device, autocast)
     for name, run in runs.items():
         figures[f"decode_users_per_s_{name}"] = run["users_per_s"]
+        figures[f"decode_users_per_cpu_s_{name}"] = run["users_per_cpu_s"]
         figures[f"decode_{name}_peak_memory_mb"] = run["peak_memory_mb"]
     if "reference" in runs:
         figures["exact_vs_reference"] = runs["exact"]["users_per_s"] / runs["reference"]["users_per_s"]
+        figures["exact_vs_reference_cpu"] = runs["exact"]["users_per_cpu_s"] / runs["reference"]["users_per_cpu_s"]
         same, diff = same_results(runs["exact"], runs["reference"])
         figures["exact_matches_reference"], figures["exact_max_score_diff"] = same, diff
     figures["cached_vs_exact"] = runs["cached"]["users_per_s"] / runs["exact"]["users_per_s"]
+    figures["cached_vs_exact_cpu"] = runs["cached"]["users_per_cpu_s"] / runs["exact"]["users_per_cpu_s"]
     same, diff = same_results(cached_check, uncached)
     figures["cached_matches_uncached"], figures["cached_max_score_diff"] = same, diff
     figures["decode_users_per_s_cached_model_uncached"] = uncached["users_per_s"]  # on the longest histories only
@@ -392,11 +412,14 @@ def print_table(figures: dict[str, Any]) -> None:
         ("train_samples_per_s", "training, Lightning Trainer (samples/s)"),
         ("bare_loop_samples_per_s", "training, bare PyTorch loop (samples/s)"),
         ("train_vs_bare", "  Trainer / bare loop"),
+        ("train_vs_bare_cpu", "  Trainer / bare loop, per CPU second"),
         ("decode_users_per_s_reference", "decoding, pre-speed-work path (users/s)"),
         ("decode_users_per_s_exact", "decoding, exact bidirectional (users/s)"),
         ("exact_vs_reference", "  exact / reference"),
+        ("exact_vs_reference_cpu", "  exact / reference, per CPU second"),
         ("decode_users_per_s_cached", "decoding, cached_history (users/s)"),
         ("cached_vs_exact", "  cached / exact"),
+        ("cached_vs_exact_cpu", "  cached / exact, per CPU second"),
     ]
     print(f"commit {figures['commit']}, {figures['threads']} threads, {figures['device']}, {figures['precision']}, data: {figures['data']}")
     print("| figure | value | peak MB |\n|---|---:|---:|")

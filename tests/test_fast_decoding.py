@@ -140,6 +140,12 @@ def test_cached_target_logits_equal_the_full_forward(block):
             rows = users.repeat_interleave(beams)
             full = predictor.target_logits(tokens[rows], padding[rows], target.reshape(-1, M))
             torch.testing.assert_close(cached.reshape(-1, M, K), full, rtol=1e-5, atol=1e-5)
+            target[..., :2] = torch.tensor([-1, 3])  # two masked positions per row (of 4), at 0 and one of 2, 3
+            target[..., 2:] = torch.tensor([[2, -1], [-1, 1]])[torch.arange(beams) % 2]
+            only_masked = predictor.cached_target_logits(cache, users, target, length * M, only_masked=True).reshape(-1, M, K)
+            full = predictor.target_logits(tokens[rows], padding[rows], target.reshape(-1, M))
+            masked = target.reshape(-1, M) == -1
+            torch.testing.assert_close(only_masked[masked], full[masked], rtol=1e-5, atol=1e-5)
         with pytest.raises(ValueError, match="padding"):  # user 0 has 3 items, not 7
             predictor.cached_target_logits(cache, torch.tensor([0, 1]), target[:2], 7 * M)
     with pytest.raises(ValueError, match="cached_history"):
@@ -157,7 +163,7 @@ def test_cached_decode_equals_uncached_decode(block, num_steps, order, beam_size
         uncached = decode(model, history, beam_size, num_steps, order, use_cache=False)
         calls = []
         original = MaskPredictor.cached_target_logits
-        monkeypatch.setattr(MaskPredictor, "cached_target_logits", lambda self, *a: calls.append(1) or original(self, *a))
+        monkeypatch.setattr(MaskPredictor, "cached_target_logits", lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw))
         cached = decode(model, history, beam_size, num_steps, order)
     assert len(calls) >= num_steps  # the cache was used
     assert torch.equal(cached[0], uncached[0])
@@ -168,25 +174,53 @@ def test_cached_history_trains_with_both_losses():
     model = make_model("cached_history", "llama").train()
     history = mixed_histories()
     batch = {"history": history, "target": torch.arange(1, history.shape[0] + 1)}
-    loss, item_loss, history_loss = model.compute_losses(batch)
+    loss, item_loss, history_loss = model.losses(batch).values()
     assert item_loss > 0 and history_loss > 0
     loss.backward()
     assert model.mask_predictor.token_embedding.weight.grad.abs().sum() > 0
 
 
+# -- bf16 autocast --------------------------------------------------------------------------
+@pytest.mark.parametrize("attention", ["bidirectional", "cached_history"])
+def test_bf16_autocast_trains_and_decodes_with_float32_scores(attention):
+    model = make_model(attention, "llama").train()
+    history = mixed_histories()
+    batch = {"history": history, "target": torch.arange(1, history.shape[0] + 1)}
+    dtypes = []
+    model.mask_predictor.encoder.layers[0].attn.qkv.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.losses(batch)["loss"]
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the matmuls ran in bf16
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        items, scores = decode(model, history, 12, 4, "adaptive")
+    with torch.no_grad():
+        full_items, full_scores = decode(model, history, 12, 4, "adaptive")
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    assert (items > 0).all() and all(len(set(row)) == len(row) for row in items.tolist())
+    assert (scores[:, :-1] >= scores[:, 1:]).all()
+    assert (items[:, 0] == full_items[:, 0]).float().mean() >= 0.5  # bf16 rounding may swap near ties only
+    torch.testing.assert_close(scores[:, 0], full_scores[:, 0], rtol=0.05, atol=0.1)
+
+
 # -- the benchmark script ----------------------------------------------------------------------
-def test_speed_script_runs_on_synthetic_data(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_speed_script_runs_on_synthetic_data(tmp_path, precision):
     spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
     speed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(speed)
     out = tmp_path / "speed.json"
     figures = speed.main(["--data", "synthetic", "--steps", "2", "--warmup-steps", "1", "--users", "4", "--batch-size", "16",
                           "--d-model", "16", "--layers", "1", "--heads", "2", "--codebook-size", "16", "--beam", "4",
-                          "--eval-batch-size", "2", "--check-users", "2", "--threads", "1", "--json", str(out)])
+                          "--eval-batch-size", "2", "--check-users", "2", "--threads", "1", "--precision", precision,
+                          "--json", str(out)])
     written = json.loads(out.read_text())
     for key in ("train_samples_per_s", "bare_loop_samples_per_s", "decode_users_per_s_reference", "decode_users_per_s_exact",
                 "decode_users_per_s_cached", "train_peak_memory_mb", "decode_cached_peak_memory_mb", "threads", "commit", "parameters"):
         assert key in written and written[key] == figures[key], key
-    assert written["exact_matches_reference"] and written["cached_matches_uncached"]
-    assert written["decode"]["users"] == 4 and written["threads"] == 1
+    if precision == "32-true":  # bf16 rounding could swap near ties
+        assert written["exact_matches_reference"] and written["cached_matches_uncached"]
+    assert written["decode"]["users"] == 4 and written["threads"] == 1 and written["precision"] == precision
     assert all(written[k] > 0 for k in ("train_samples_per_s", "bare_loop_samples_per_s", "decode_users_per_s_cached"))

@@ -210,13 +210,15 @@ class MaskPredictor(nn.Module):
         layers = self.encoder.key_value_cache(self.embedding_dropout(x), attention_mask(history_padding))
         return HistoryCache(layers, history_padding)
 
-    def cached_target_logits(self, cache: HistoryCache, users: Tensor, target_codes: Tensor, length: int) -> Tensor:
+    def cached_target_logits(self, cache: HistoryCache, users: Tensor, target_codes: Tensor, length: int, only_masked: bool = False) -> Tensor:
         """Logits [G, b, M, K] of b partial targets per user given the cached history.
 
         users [G] (rows of the cache), target_codes [G, b, M] (-1 = masked); ``length``: the
         users' history length in tokens, all equal (the last ``length`` cached tokens are
         used and must hold no padding).  Only the M target tokens run through the layers;
         a group's b rows share its history keys and values (never copied per row).
+        ``only_masked``: when every row has the same number of masked positions, the last
+        layer computes only theirs, and the logits at filled positions are meaningless.
         """
         groups, rows, num_heads = target_codes.shape
         first = cache.padding.shape[1] - length
@@ -225,7 +227,15 @@ class MaskPredictor(nn.Module):
         heads = torch.arange(num_heads, device=target_codes.device)
         x = self.token_embedding(self.code_tokens(target_codes)) + self.item_position_embedding.weight[0] + self.head_embedding(heads)
         layers = [(keys[users, :, first:], values[users, :, first:]) for keys, values in cache.layers]  # [G, H, P, D/H]
-        hidden = self.encoder.forward_cached(self.embedding_dropout(x), layers)  # [G, b, M, D]
+        queries = None
+        if only_masked and target_codes.numel():
+            masked = target_codes == MASKED_CODE
+            count = int(masked[0, 0].sum())
+            if 0 < count < num_heads and bool((masked.sum(dim=-1) == count).all()):
+                queries = masked.nonzero()[:, 2].view(groups, rows, count)  # [G, b, n], in position order
+        hidden = self.encoder.forward_cached(self.embedding_dropout(x), layers, queries)  # [G, b, n or M, D]
+        if queries is not None:
+            hidden = hidden.new_zeros(groups, rows, num_heads, hidden.shape[-1]).scatter_(2, queries[..., None].expand(-1, -1, -1, hidden.shape[-1]), hidden)
         return self.head_logits(hidden.reshape(groups * rows, num_heads, -1)).view(groups, rows, num_heads, -1)
 
 

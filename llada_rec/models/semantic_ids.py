@@ -106,7 +106,7 @@ class SemanticIdRecommender(TrainedRecommender):
                 for begin in range(start, start + count, per_chunk):
                     end = min(begin + per_chunk, start + count)
                     if cached:
-                        logits = predictor.cached_target_logits(cache, users[begin:end], targets[begin:end], length)
+                        logits = predictor.cached_target_logits(cache, users[begin:end], targets[begin:end], length, only_masked=True)
                     else:
                         first = tokens.shape[1] - length
                         logits = predictor.target_logits(tokens[users[begin:end], first:], padding[users[begin:end], first:],

@@ -82,19 +82,23 @@ class SelfAttention(nn.Module):
         _, k, v = self.qkv(x).chunk(3, dim=-1)
         return self.split_heads(k), self.split_heads(v)
 
-    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
+    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor, queries: Optional[Tensor] = None) -> Tensor:
         """New tokens x [G, b, Q, D] (G groups of b rows) attend to their group's cached
-        prefix keys/values [G, H, P, D/H] and to their own row's Q tokens -> [G, b, Q, D]."""
-        groups, rows, num_queries, d_model = x.shape
-        q, k, v = (t.reshape(groups, rows, num_queries, self.num_heads, -1).transpose(2, 3) for t in self.qkv(x).split(d_model, dim=-1))
-        y = attend_with_prefix(q, k, v, prefix_keys, prefix_values)  # [G, b, H, Q, D/H]
-        return self.resid_dropout(self.proj(y.transpose(2, 3).reshape(groups, rows, num_queries, d_model)))
+        prefix keys/values [G, H, P, D/H] and to their own row's Q tokens -> [G, b, Q, D];
+        ``queries`` [G, b, n]: only those tokens' outputs -> [G, b, n, D]."""
+        groups, rows, num_tokens, d_model = x.shape
+        q, k, v = (t.reshape(groups, rows, num_tokens, self.num_heads, -1).transpose(2, 3) for t in self.qkv(x).split(d_model, dim=-1))
+        if queries is not None:
+            q = q.gather(3, queries[:, :, None, :, None].expand(-1, -1, self.num_heads, -1, q.shape[-1]))
+        y = attend_with_prefix(q, k, v, prefix_keys, prefix_values)  # [G, b, H, n, D/H]
+        return self.resid_dropout(self.proj(y.transpose(2, 3).reshape(groups, rows, q.shape[3], d_model)))
 
 
 def attend_with_prefix(q: Tensor, k: Tensor, v: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
     """Softmax attention of q over [prefix ; own keys], the prefix shared by a group's rows.
 
-    q, k, v [G, b, H, Q, E]; prefix_keys, prefix_values [G, H, P, E] -> [G, b, H, Q, E].
+    q [G, b, H, n, E], k, v [G, b, H, Q, E]; prefix_keys, prefix_values [G, H, P, E] ->
+    [G, b, H, n, E].
     The prefix is never copied per row: one batched matmul per group scores all b rows'
     queries against it.  Probabilities in float32.
     """
@@ -106,7 +110,7 @@ def attend_with_prefix(q: Tensor, k: Tensor, v: Tensor, prefix_keys: Tensor, pre
     own_scores = q @ k.transpose(-1, -2)  # [G, b, H, Q, Q]
     scores = torch.cat([prefix_scores.permute(0, 2, 1, 3, 4), own_scores], dim=-1).float() * scale
     probs = torch.softmax(scores, dim=-1).to(q.dtype)
-    prefix_probs, own_probs = probs.split([prefix, num_queries], dim=-1)
+    prefix_probs, own_probs = probs.split([prefix, k.shape[3]], dim=-1)
     prefix_probs = prefix_probs.permute(0, 2, 1, 3, 4).reshape(groups, heads, rows * num_queries, prefix)
     from_prefix = (prefix_probs @ prefix_values).view(groups, heads, rows, num_queries, dim).permute(0, 2, 1, 3, 4)
     return from_prefix + own_probs @ v
@@ -162,9 +166,13 @@ class TransformerLayer(nn.Module):
         x = (x if num_queries is None else x[:, -num_queries:]) + attended
         return x + self.ffn(self.ln_ffn(x))
 
-    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor) -> Tensor:
-        """The block for new tokens x [G, b, Q, D] over cached keys/values (see SelfAttention)."""
-        x = x + self.attn.forward_cached(self.ln_attn(x), prefix_keys, prefix_values)
+    def forward_cached(self, x: Tensor, prefix_keys: Tensor, prefix_values: Tensor, queries: Optional[Tensor] = None) -> Tensor:
+        """The block for new tokens x [G, b, Q, D] over cached keys/values (see SelfAttention);
+        ``queries`` [G, b, n]: only those tokens' outputs [G, b, n, D]."""
+        attended = self.attn.forward_cached(self.ln_attn(x), prefix_keys, prefix_values, queries)
+        if queries is not None:
+            x = x.gather(2, queries[..., None].expand(-1, -1, -1, x.shape[-1]))
+        x = x + attended
         return x + self.ffn(self.ln_ffn(x))
 
 
@@ -210,10 +218,11 @@ class TransformerEncoder(nn.Module):
                 x = x + layer.ffn(layer.ln_ffn(x))
         return cache
 
-    def forward_cached(self, x: Tensor, cache: list[tuple[Tensor, Tensor]]) -> Tensor:
+    def forward_cached(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], queries: Optional[Tensor] = None) -> Tensor:
         """New tokens x [G, b, Q, D] (G groups of b rows) through every layer, each row
         attending to its group's cached prefix (``cache`` from :meth:`key_value_cache`, one
-        [G, H, P, D/H] pair per layer, no padding) and to its own tokens -> final-norm states."""
-        for layer, (keys, values) in zip(self.layers, cache):
-            x = layer.forward_cached(x, keys, values)
+        [G, H, P, D/H] pair per layer, no padding) and to its own tokens -> final-norm states;
+        ``queries`` [G, b, n]: the last layer computes only those tokens' states [G, b, n, D]."""
+        for i, (layer, (keys, values)) in enumerate(zip(self.layers, cache)):
+            x = layer.forward_cached(x, keys, values, queries if i == len(self.layers) - 1 else None)
         return self.ln_final(x)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -184,9 +185,21 @@ def _section(config: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def dataset_name(config: Mapping[str, Any], fallback: str) -> str:
+    """The data's own name: the category, else the stem of the one interactions file in the
+    data folder (``Scientific.inter.json`` -> Scientific), else the folder's name."""
     data = _section(config, "data")
-    raw = data.get("category") or (Path(str(data["path"])).name if data.get("path") else fallback)
+    raw = data.get("category") or (_data_file_stem(Path(str(data["path"]))) if data.get("path") else None) or fallback
     return DATASET_NAMES.get(str(raw), str(raw))
+
+
+def _data_file_stem(folder: Path) -> str:
+    for candidate in (folder, REPO / folder):
+        if candidate.is_dir():
+            stems = {re.sub(r"\.(inter\.json|inter|jsonl)(\.gz)?$", "", p.name) for p in candidate.iterdir()
+                     if re.search(r"\.(inter\.json|inter|jsonl)(\.gz)?$", p.name) and not p.name.startswith("meta_")}
+            if len(stems) == 1:
+                return stems.pop()
+    return folder.name
 
 
 def model_class(config: Mapping[str, Any]) -> str:
@@ -540,6 +553,10 @@ def _relative(path: Path, root: Optional[Path]) -> str:
 # ---------------------------------------------------------------------------------------
 # Plots (Figures 3-6 style: bars per variant, one panel per dataset)
 # ---------------------------------------------------------------------------------------
+FIGURE_DPI = 150
+MIN_FIGURE_INCHES = 7.0  # >= 1050 px wide at FIGURE_DPI
+
+
 def _pyplot():
     import matplotlib
 
@@ -565,13 +582,15 @@ def bar_panels(
     """
     plt = _pyplot()
     count = len(panels)
-    widest = max(len(groups) * max(1, len(series)) for groups, series in panels.values())
-    width = max(4.0, 0.35 * widest + 2.5)
+    widest = max(len(groups) * max(1, len(series)) for groups, series in panels.values())  # bars in a panel
+    upright = widest <= 8  # few bars: horizontal value labels, else rotated ones
+    panel_width = max(4.0, (0.75 if upright else 0.4) * widest + 2.0)
+    total_width = max(MIN_FIGURE_INCHES, panel_width if stacked else panel_width * count)
     if stacked:
-        fig, axes = plt.subplots(count, 1, figsize=(width, 3.8 * count), squeeze=False)
+        fig, axes = plt.subplots(count, 1, figsize=(total_width, 4.2 * count), squeeze=False)
         axes = axes[:, 0]
     else:
-        fig, axes = plt.subplots(1, count, figsize=(width * count, 3.8), squeeze=False)
+        fig, axes = plt.subplots(1, count, figsize=(total_width, 4.6), squeeze=False)
         axes = axes[0]
     for ax, (name, (groups, series)) in zip(axes, panels.items()):
         width = 0.8 / max(1, len(series))
@@ -582,18 +601,19 @@ def bar_panels(
             if points:
                 yerr = [p[2] if p[2] is not None else math.nan for p in points] if any(p[2] for p in points) else None
                 bars = ax.bar([p[0] for p in points], [p[1] for p in points], width=width, label=label, yerr=yerr, capsize=2)
-                ax.bar_label(bars, fmt="%.4f", fontsize=6, rotation=90, padding=2)
+                ax.bar_label(bars, fmt="%.4f", fontsize=9 if upright else 8, rotation=0 if upright else 90, padding=2)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(groups, rotation=20 if max(map(len, groups)) > 8 else 0, ha="right" if max(map(len, groups)) > 8 else "center")
-        ax.set_title(name)
-        ax.set_xlabel(xlabel)
+        ax.tick_params(labelsize=10)
+        ax.set_title(name, fontsize=12)
+        ax.set_xlabel(xlabel, fontsize=10)
         ax.margins(y=0.25)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title)
+        ax.legend(fontsize=9)
+    fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
     plt.close(fig)
     return path
 

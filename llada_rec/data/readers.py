@@ -91,7 +91,7 @@ def read_source(
         raise DataError(f"unknown data format {format!r}; expected one of {', '.join(FORMATS)}")
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: no such directory")
+        raise DataError(f"{path}: no such directory (expected the folder with the {format} files)")
     if not path.is_dir():
         raise DataError(f"{path}: not a directory; pass the folder that holds the {format} files")
     reader = {

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from llada_rec.tokenizers.base import SemanticIdTokenizer
-from llada_rec.tokenizers.quantizers import kmeans, multihead_assign, residual_assign
+from llada_rec.tokenizers.quantizers import faiss_single_thread, kmeans, multihead_assign, residual_assign
 
 
 class FittedTokenizer(SemanticIdTokenizer):
@@ -121,11 +121,13 @@ class OPQ(FittedTokenizer):
         opq.verbose = False
         opq_pq = self._product_quantizer(out_dim)  # the PQ OPQ alternates with (kept alive here)
         opq.pq = opq_pq
-        opq.train(x)
+        with faiss_single_thread():  # reproducible: see faiss_single_thread
+            opq.train(x)
         rotation = faiss.vector_to_array(opq.A).reshape(out_dim, in_dim)
         rotated = np.ascontiguousarray(x @ rotation.T, dtype=np.float32)
         pq = self._product_quantizer(out_dim)  # final codebooks: a full k-means in the rotated space
-        pq.train(rotated)
+        with faiss_single_thread():
+            pq.train(rotated)
         centroids = faiss.vector_to_array(pq.centroids).reshape(self.num_heads, self.codebook_size, -1)
         self.rotation.copy_(torch.from_numpy(rotation))
         self.centroids.copy_(torch.from_numpy(centroids))

@@ -15,8 +15,9 @@ by these distances, and k-means initialisation and dead-code re-seeding sample t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -35,6 +36,18 @@ def mlp(dims: Sequence[int]) -> nn.Sequential:
         if i < len(dims) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+@contextmanager
+def faiss_single_thread() -> Iterator[None]:
+    """faiss on one OpenMP thread: its multi-threaded reductions sum in a varying order, so
+    seeded k-means gave different centroids (and collision counts) from run to run."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def kmeans(points: Tensor, k: int, iters: int = 20, seed: int = 0) -> Tensor:
@@ -57,7 +70,8 @@ def kmeans(points: Tensor, k: int, iters: int = 20, seed: int = 0) -> Tensor:
     if hasattr(faiss, "ClusteringInitMethod_KMEANS_PLUS_PLUS"):  # faiss >= 1.12; random init before
         options["init_method"] = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
     km = faiss.Kmeans(d, k, **options)
-    km.train(np.ascontiguousarray(x, dtype=np.float32))
+    with faiss_single_thread():
+        km.train(np.ascontiguousarray(x, dtype=np.float32))
     return torch.from_numpy(km.centroids.copy()).to(device=points.device, dtype=points.dtype)
 
 

@@ -7,7 +7,8 @@ Figures (printed as a table, all in ``--json``):
 
 - ``train_samples_per_s``: ``LLaDARec`` training steps through a Lightning ``Trainer``;
   ``bare_loop_samples_per_s``: the same model, losses, optimiser, schedule, clipping and
-  batches in a plain PyTorch loop (the Trainer's overhead is the gap between the two);
+  batches (the DataModule's length-bucketed order) in a plain PyTorch loop (the Trainer's
+  overhead is the gap); ``--repeats`` runs of each, alternated, after ``--warmup-steps``;
 - ``decode_users_per_s_reference``: ``recommend``'s search as the code stood before the
   speed work (every row through the full padded sequence, chunks of 4096 rows),
   ``decode_users_per_s_exact``: ``recommend`` of the same bidirectional model (same items
@@ -15,7 +16,9 @@ Figures (printed as a table, all in ``--json``):
   ``attention="cached_history"`` variant with its history key/value cache (same weights;
   ``cached_matches_uncached`` checks it against its own uncached decode on a few users);
 - ``peak_memory_mb`` of each phase (CPU: the process's peak resident set during the phase;
-  CUDA: peak allocated), ``threads``, model sizes, the git commit.
+  CUDA: peak allocated), ``threads``, model sizes, the git commit;
+- the same rates per CPU second (``*_per_cpu_s``), steadier than wall time on a shared
+  machine with one thread (with more, waiting threads spin and inflate it).
 
 Data: ``--data scientific`` reads the shared LC-Rec copy of Amazon 2018 Scientific
 (``--path``): real training samples and test histories.  The semantic IDs are random
@@ -60,8 +63,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", choices=["scientific", "synthetic"], default="scientific")
     p.add_argument("--path", default=SCIENTIFIC, help="LC-Rec data directory (--data scientific)")
-    p.add_argument("--steps", type=int, default=16, help="timed training steps per path (after --warmup-steps)")
+    p.add_argument("--steps", type=int, default=8, help="timed training steps per path (after --warmup-steps)")
     p.add_argument("--warmup-steps", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2, help="training runs per path, alternating Trainer and bare loop")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--train-order", choices=["length_buckets", "shuffle"], default="length_buckets", help="as RecDataModule's train_order")
     p.add_argument("--users", type=int, default=128, help="test users decoded per decoder")
@@ -211,14 +215,6 @@ class StepClock(L.Callback):
         self.sizes.append(int(batch["target"].shape[0]))
 
 
-def samples_per_s(ends: list[float], sizes: list[int], warmup: int) -> float:
-    """Samples per second over the steps after the first ``warmup`` (timed end to end)."""
-    if len(ends) <= max(warmup, 1):
-        return float("nan")
-    start = max(warmup, 1) - 1
-    return sum(sizes[start + 1 :]) / (ends[-1] - ends[start])
-
-
 def train_lightning(model: LLaDARec, loader: DataLoader, steps: int, args: argparse.Namespace, device: torch.device) -> tuple[list[float], list[float], list[int]]:
     clock = StepClock(device)
     trainer = L.Trainer(
@@ -341,24 +337,28 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             sampler = LengthBucketSampler(train, args.batch_size, args.seed) if args.train_order == "length_buckets" else EpochShuffleSampler(train, args.seed)
             return DataLoader(train, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_sequences)
 
-        model = make_model(args, info, codes, "bidirectional")
-        figures["parameters"] = sum(p.numel() for p in model.parameters())
-        with PeakMemory(device) as memory:
-            ends, cpu, sizes = train_lightning(model, loader(), total, args, device)
-        figures["train_samples_per_s"] = samples_per_s(ends, sizes, args.warmup_steps)
-        figures["train_samples_per_cpu_s"] = samples_per_s(cpu, sizes, args.warmup_steps)
-        figures["train_peak_memory_mb"] = memory.mb
-        model = make_model(args, info, codes, "bidirectional")
-        with PeakMemory(device) as memory:
-            ends, cpu, bare_sizes = train_bare(model, loader(), total, args, device)
-        if bare_sizes != sizes:
+        figures["parameters"] = sum(p.numel() for p in make_model(args, info, codes, "bidirectional").parameters())
+        timed: dict[str, list[tuple[float, float, int]]] = {"train": [], "bare_loop": []}
+        peaks = {"train": 0.0, "bare_loop": 0.0}
+        for _ in range(args.repeats):  # alternated, so drifts of a shared machine hit both paths alike
+            for name, train_fn in (("train", train_lightning), ("bare_loop", train_bare)):
+                with PeakMemory(device) as memory:
+                    ends, cpu, sizes = train_fn(make_model(args, info, codes, "bidirectional"), loader(), total, args, device)
+                start = max(args.warmup_steps, 1) - 1
+                timed[name].append((ends[-1] - ends[start], cpu[-1] - cpu[start], sum(sizes[start + 1 :])))
+                peaks[name] = max(peaks[name], memory.mb)
+                timed.setdefault(f"{name}_sizes", []).append(sizes)  # type: ignore[arg-type]
+        if any(s != timed["train_sizes"][0] for s in timed["train_sizes"] + timed["bare_loop_sizes"]):  # type: ignore[operator]
             raise RuntimeError("the Trainer and the bare loop saw different batches")
-        figures["bare_loop_samples_per_s"] = samples_per_s(ends, bare_sizes, args.warmup_steps)
-        figures["bare_loop_samples_per_cpu_s"] = samples_per_s(cpu, bare_sizes, args.warmup_steps)
-        figures["train_vs_bare_cpu"] = figures["train_samples_per_cpu_s"] / figures["bare_loop_samples_per_cpu_s"]
-        figures["bare_loop_peak_memory_mb"] = memory.mb
+        for name in ("train", "bare_loop"):
+            wall, cpu_s, samples = (sum(t[i] for t in timed[name]) for i in range(3))
+            figures[f"{name}_samples_per_s"] = samples / wall
+            figures[f"{name}_samples_per_cpu_s"] = samples / cpu_s
+            figures[f"{name}_peak_memory_mb"] = peaks[name]
+            figures[f"{name}_samples_per_s_each_repeat"] = [t[2] / t[0] for t in timed[name]]
         figures["train_vs_bare"] = figures["train_samples_per_s"] / figures["bare_loop_samples_per_s"]
-        figures["train"] = {"batch_size": args.batch_size, "timed_steps": args.steps, "warmup_steps": args.warmup_steps,
+        figures["train_vs_bare_cpu"] = figures["train_samples_per_cpu_s"] / figures["bare_loop_samples_per_cpu_s"]
+        figures["train"] = {"batch_size": args.batch_size, "timed_steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats,
                             "samples": len(train), "order": args.train_order}
 
     if args.skip_decoding:

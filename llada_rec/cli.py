@@ -30,6 +30,7 @@ import lightning_utilities.core.rank_zero
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.trainer.states import TrainerStatus
 
 import llada_rec.models  # noqa: F401  (registers the model classes: --model LLaDARec works)
 import llada_rec.models.baselines  # noqa: F401
@@ -391,6 +392,15 @@ class LLaDARecCLI(LightningCLI):
                 if self._resume is not None:  # resuming in place: of course the directory is not empty
                     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
                 super()._run_subcommand(subcommand)
+        except SystemExit as stop:  # Lightning's graceful stop after SIGINT (exit 1) or SIGTERM (exit 0)
+            if self.trainer.state.status != TrainerStatus.INTERRUPTED:
+                raise
+            sigterm = bool(getattr(self.trainer, "received_sigterm", False))
+            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "no checkpoint yet"
+            if self.trainer.is_global_zero:
+                print(f"llada-rec: interrupted ({'SIGTERM' if sigterm else 'SIGINT'}); last completed epoch: {last}; "
+                      "continue with the same command and --ckpt_path last", file=sys.stderr)
+            raise SystemExit(143 if sigterm else 130) from stop
         except BaseException:
             if self.trainer.is_global_zero:
                 for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):

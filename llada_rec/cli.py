@@ -401,12 +401,25 @@ class LLaDARecCLI(LightningCLI):
                 print(f"llada-rec: interrupted ({'SIGTERM' if sigterm else 'SIGINT'}); last completed epoch: {last}; "
                       "continue with the same command and --ckpt_path last", file=sys.stderr)
             raise SystemExit(143 if sigterm else 130) from stop
-        except BaseException:
-            if self.trainer.is_global_zero:
-                for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
-                    if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
-                        shutil.rmtree(directory, ignore_errors=True)
+        except RuntimeError as err:
+            self._clean_failed_run(before, output_dir)
+            ckpt = self.config_init[subcommand].get("ckpt_path") if subcommand in self.config_init else None
+            if ckpt and "state_dict" in str(err):  # a checkpoint of another model or other data
+                lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+                first = "; ".join(lines[:2])[:300]
+                raise UserError(f"--ckpt_path {ckpt}: does not fit this model and data ({first}); "
+                                "use the config and data it was trained with") from err
             raise
+        except BaseException:
+            self._clean_failed_run(before, output_dir)
+            raise
+
+    def _clean_failed_run(self, before: set[Path], output_dir: Optional[Path]) -> None:
+        """Remove the directories this run made if it wrote no checkpoint or result into them."""
+        if self.trainer.is_global_zero:
+            for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
+                if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
+                    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _run_dirs(trainer: L.Trainer) -> list[Path]:

@@ -81,7 +81,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     size.add_argument("--dropout", type=float, default=0.1)
     size.add_argument("--lr", type=float, default=None, help="peak learning rate of every neural model (default: each model's own)")
     size.add_argument("--beam-size", type=int, default=20, help="test beams of TIGER and LLaDA-Rec")
-    size.add_argument("--val-beam-size", type=int, default=10)
+    size.add_argument("--val-beam-size", type=int, default=1, help="validation beams of TIGER and LLaDA-Rec (1: greedy, as the authors select)")
     size.add_argument("--llada-attention", default="bidirectional", help="LLaDA-Rec's attention variant (e.g. cached_history)")
     ids = p.add_argument_group("semantic IDs")
     ids.add_argument("--tokenizer-base", default=str(TOKENIZERS / "demo.yaml"), help="tokenizer config giving seed and trainer settings (its data section is ignored)")

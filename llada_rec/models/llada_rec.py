@@ -144,7 +144,7 @@ class LLaDARec(SemanticIdRecommender):
         history_mask: HistoryMask = "sequence_per_item",
         item_mask: ItemMask = "ratio",
         beam_size: int = 50,
-        val_beam_size: int = 10,
+        val_beam_size: int = 1,
         num_steps: int = 4,
         order: Literal["adaptive", "left_to_right", "right_to_left"] = "adaptive",
         constrained: bool = True,

@@ -53,7 +53,8 @@ class TIGER(SemanticIdRecommender):
     Args:
         d_model, num_layers, num_attention_heads, ffn_ratio, dropout: network size.
         lr, weight_decay, warmup_ratio: AdamW with warm-up and cosine decay (as LLaDA-Rec).
-        beam_size, val_beam_size: beams in test/predict and in validation (>= top_k).
+        beam_size, val_beam_size: beams in test/predict and in validation (fewer than top_k:
+            fewer items, 0-padded; validation is greedy by default, as LLaDARec).
         decode_chunk_size: rows (user x beam) per network call while decoding.
     """
 
@@ -68,7 +69,7 @@ class TIGER(SemanticIdRecommender):
         weight_decay: float = 0.05,
         warmup_ratio: float = 0.05,
         beam_size: int = 50,
-        val_beam_size: int = 10,
+        val_beam_size: int = 1,
         decode_chunk_size: int = 4096,
         top_k: int = 10,
         metric_ks: Sequence[int] = (1, 5, 10),

@@ -105,3 +105,31 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_run: list[str], t
     early = [v for k, v in a["callbacks"].items() if k.startswith("EarlyStopping")][0]
     early_ref = [v for k, v in b["callbacks"].items() if k.startswith("EarlyStopping")][0]
     assert early["wait_count"] == early_ref["wait_count"]
+
+
+def test_last_checkpoint_is_written_every_epoch_without_a_new_best(tmp_path: Path) -> None:
+    """Lightning 2.6's save_last follows only new bests; a constant metric has one best (epoch 0)."""
+    from llada_rec.callbacks import ResumableCheckpoint
+    from llada_rec.models.baselines import SASRec
+
+    write_lcrec(tmp_path / "data", num_users=10, num_items=10)
+    callback = ResumableCheckpoint(monitor="val/ndcg@10", mode="max", filename="best-epoch{epoch}", auto_insert_metric_name=False)
+    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, callbacks=[callback], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    model = SASRec(d_model=8, num_layers=1, dropout=0.0, lr=1e-12)  # the ranking, so the metric, never changes
+    trainer.fit(model, datamodule=RecDataModule(format="lcrec", path=str(tmp_path / "data"), kcore=0, batch_size=4))
+    directory = Path(callback.dirpath)
+    assert [p.name for p in directory.glob("best-*.ckpt")] == ["best-epoch0.ckpt"]  # no new best after epoch 0
+    assert torch.load(directory / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert not list(directory.glob("*.tmp"))
+
+
+def test_every_training_config_saves_a_resumable_last_checkpoint() -> None:
+    import yaml
+
+    for path in sorted(REPO.glob("experiments/**/*.yaml")):
+        callbacks = ((yaml.safe_load(path.read_text()) or {}).get("trainer") or {}).get("callbacks") or []
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            if "Checkpoint" in str(callback.get("class_path", "")):
+                assert callback["class_path"] == "llada_rec.callbacks.ResumableCheckpoint", path
+                assert callback.get("init_args", {}).get("save_last", True) is True, path

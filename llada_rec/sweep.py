@@ -34,6 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
+from llada_rec.lightning_cli import LLaDARecCLI
 from llada_rec.utils import UserError, atomic_write_text
 
 METHODS = ("grid", "random", "bayes")
@@ -261,8 +262,6 @@ def parse_cli_args(arg_lists: Sequence[Sequence[str]]) -> list[Any]:
     A misspelt key or a bad value raises (SystemExit from jsonargparse, message on stderr).
     Returns the parsed namespaces.
     """
-    from llada_rec.cli import LLaDARecCLI
-
     class ParseOnlyCLI(LLaDARecCLI):
         def instantiate_classes(self) -> None:  # the config is what we want, not the objects
             pass
@@ -282,8 +281,6 @@ def fit_and_test(args: Sequence[str]) -> dict[str, Any]:
 
     Returns ``run_dir``, ``metrics`` (the run's metrics.json), ``monitor`` and ``best_score``.
     """
-    from llada_rec.cli import LLaDARecCLI
-
     with _quiet_args_warning():
         cli = LLaDARecCLI(args=list(args), run=False)
     trainer = cli.trainer

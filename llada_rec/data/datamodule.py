@@ -19,7 +19,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
+from llada_rec.data.info import DataInfo
+from llada_rec.data.items import ItemDataModule, ItemEmbeddings  # noqa: F401  (re-exported: callers import them from here)
 from llada_rec.data.text import DEFAULT_TEXT_FIELDS
+from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+from llada_rec.tokenizers.stage import build_semantic_ids
 
 log = logging.getLogger(__name__)
 
@@ -130,54 +134,6 @@ class EvalDistributedSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
-
-
-# ---------------------------------------------------------------------------------------
-# Item view
-# ---------------------------------------------------------------------------------------
-class ItemEmbeddings(Dataset):
-    def __init__(self, embeddings: torch.Tensor, items: np.ndarray) -> None:
-        self.embeddings = embeddings
-        self.items = torch.as_tensor(items, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        item = self.items[index]
-        return {"embedding": self.embeddings[item - 1], "item": item}
-
-
-class ItemDataModule(L.LightningDataModule):
-    """Item embeddings from memory: the tokenizer's view, usable without any files.
-
-    ``train_dataloader``: the training-split items, shuffled; ``val_dataloader``: all items.
-    """
-
-    data_view = "items"
-
-    def __init__(self, embeddings: np.ndarray, item_ids: list[str], train_items: np.ndarray, batch_size: int = 2048) -> None:
-        super().__init__()
-        if len(embeddings) != len(item_ids):
-            raise ValueError(f"{len(embeddings)} embeddings for {len(item_ids)} items")
-        self.item_embeddings = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-        self.item_ids = list(item_ids)
-        self.train_items = np.asarray(train_items, dtype=np.int64)
-        self.batch_size = batch_size
-
-    def item_train_dataloader(self) -> DataLoader:
-        dataset = ItemEmbeddings(self.item_embeddings, self.train_items)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True)
-
-    def item_val_dataloader(self) -> DataLoader:
-        all_items = np.arange(1, len(self.item_ids) + 1)
-        return DataLoader(ItemEmbeddings(self.item_embeddings, all_items), batch_size=self.batch_size)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.item_train_dataloader()
-
-    def val_dataloader(self) -> DataLoader:
-        return self.item_val_dataloader()
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,8 +316,6 @@ class RecDataModule(L.LightningDataModule):
     def item_codes(self) -> tuple[np.ndarray, int]:
         """([N, M] semantic-ID codes, codebook size K), from an artifact or the automatic stage."""
         if self._item_codes is None:
-            from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
-
             path = self.semantic_ids_path
             if path is None:
                 if self.tokenizer_config is None:
@@ -370,8 +324,6 @@ class RecDataModule(L.LightningDataModule):
                         "(made by `llada-rec fit --config experiments/tokenizer/...`) or "
                         "--data.tokenizer_config experiments/tokenizer/<x>.yaml to build them"
                     )
-                from llada_rec.tokenizers.stage import build_semantic_ids
-
                 path = build_semantic_ids(
                     [self.tokenizer_config, *self.tokenizer_overrides],
                     self.embeddings,
@@ -388,8 +340,6 @@ class RecDataModule(L.LightningDataModule):
 
     def data_info(self, with_semantic_ids: bool):
         """Sizes (and codes) a recommender builds itself from; see ``SequentialRecommender``."""
-        from llada_rec.models.base import DataInfo
-
         info = DataInfo(num_items=self.data.num_items, max_history=self.max_history)
         if not with_semantic_ids:
             return info, None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -19,19 +19,10 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from llada_rec.callbacks import TrainingClock
+from llada_rec.data.info import DataInfo  # noqa: F401  (re-exported: models import it from here)
 from llada_rec.metrics import NDCGAtK, RecallAtK
 from llada_rec.models.optim import adamw_warmup_cosine
 from llada_rec.utils import atomic_write_text
-
-
-@dataclass
-class DataInfo:
-    """Sizes a model needs from the data; stored in checkpoints so a model rebuilds alone."""
-
-    num_items: int
-    max_history: int
-    num_heads: int = 0  # M, semantic-ID length (0 when the model uses no semantic IDs)
-    codebook_size: int = 0  # K
 
 
 class SequentialRecommender(L.LightningModule):

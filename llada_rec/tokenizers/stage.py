@@ -27,6 +27,7 @@ import torch
 from jsonargparse import ActionConfigFile
 from lightning.pytorch.cli import LightningArgumentParser
 
+from llada_rec.data.items import ItemDataModule
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 from llada_rec.tokenizers.base import SemanticIdTokenizer
 from llada_rec.utils import ConfigError, sha256_hex
@@ -134,8 +135,6 @@ def _reuse_problem(directory: Path, item_ids: Sequence[str], embeddings: np.ndar
 
 
 def _train(config: Any, directory: Path, embeddings: np.ndarray, item_ids: list[str], train_items: np.ndarray, batch_size: int, key: str) -> None:
-    from llada_rec.data.datamodule import ItemDataModule  # here: the DataModule imports this module
-
     config.model.init_args.artifact_dir = str(directory)
     parser = config_parser()
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes

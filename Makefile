@@ -11,7 +11,7 @@ ABLATIONS_DATA ?= data/amazon18-scientific
 ABLATIONS_ARGS ?= --config experiments/amazon18_scientific_cpu.yaml --path $(ABLATIONS_DATA) \
 	--max-epochs 3 --max-minutes 8 --eval-users 2000 --seeds 0 1 --out runs/ablations/amazon18_scientific
 
-.PHONY: install demo test ablations clean
+.PHONY: install demo test test-fast ablations clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The quick iteration loop: everything but the tests marked slow (under a minute on 2 cores).
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 ablations: install
 	$(PY) benchmarks/ablations.py $(ABLATIONS_ARGS)

@@ -64,6 +64,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": root / "out", "first": first, "second": second, "mtimes": mtimes}
 
 
+@pytest.mark.slow
 def test_every_variant_runs_at_the_budget_and_decoding_ones_reuse_the_full_checkpoints(study: dict) -> None:
     out, first = study["out"], study["first"]
     trained = [p.stem for p in VARIANT_FILES if p.stem not in DECODING]
@@ -85,6 +86,7 @@ def test_every_variant_runs_at_the_budget_and_decoding_ones_reuse_the_full_check
     assert greedy["test/recall@1"] == greedy["test/recall@10"]  # one item per user: beam 1 really applied
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_every_finished_variant_and_refuses_another_budget(study: dict) -> None:
     second = study["second"]
     assert second.counts == {}  # nothing trained or tested again
@@ -94,6 +96,7 @@ def test_a_rerun_skips_every_finished_variant_and_refuses_another_budget(study: 
     assert len(trials) == len(second.trials) and all(t["status"] == "done" and t["metrics"] for t in trials)
 
 
+@pytest.mark.slow
 def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> None:
     out = study["out"]
     runs = report.load_runs([out])
@@ -122,6 +125,7 @@ def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> N
         assert (out / "report" / f"{name}.png").stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_figures_json_has_every_figure_with_seed_counts_and_every_ordering(study: dict) -> None:
     figures = json.loads((study["out"] / "report" / "figures.json").read_text())
     assert set(figures["figures"]) == {"tokenizer", "training", "inference", "attention", "order", "steps", "alpha"}

@@ -10,6 +10,8 @@ from lightning.pytorch.loggers import CSVLogger
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import ItemTransitions
 
+pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
+
 
 def write_lcrec(path: Path, num_users: int = 7) -> None:
     # Different sequence lengths and targets so that a repeated user changes the averages.

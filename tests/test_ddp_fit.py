@@ -17,6 +17,8 @@ from llada_rec.callbacks import ResumableCheckpoint
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import SASRec
 
+pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
+
 
 class SeededSASRec(SASRec):
     """Same initial weights however much RNG the set-up path (1 vs 2 processes) consumed."""

@@ -44,6 +44,7 @@ def default_demo(tmp_path_factory) -> tuple[dict[str, Path], list[dict], list[di
     return files, read_jsonl(files["reviews"]), read_jsonl(files["meta"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path, default_demo):
     files, _, _ = default_demo
     again = write_demo_dataset(tmp_path / "again", seed=0)

@@ -206,6 +206,7 @@ def test_bf16_autocast_trains_and_decodes_with_float32_scores(attention):
 
 
 # -- the benchmark script ----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_speed_script_runs_on_synthetic_data(tmp_path, precision):
     spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")

@@ -326,6 +326,7 @@ def _mean_loss(model: LLaDARec, batch: dict[str, torch.Tensor]) -> float:
         return sum(model.losses(batch)["loss"].item() for _ in range(10)) / 10
 
 
+@pytest.mark.slow
 def test_training_learns_the_toy_rule_and_recommends_it(tmp_path):
     """Loss falls, the decoder then ranks the next item first, and a checkpoint predicts alike."""
     model = make_model(lr=1e-2, weight_decay=0.0, alpha=1.0, temperature=0.5)

@@ -87,6 +87,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, ranked: torch.Tensor, tar
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     g = torch.Generator().manual_seed(0)
     ranked = torch.stack([torch.randperm(30, generator=g)[:10] + 1 for _ in range(41)])  # odd: unequal shards

@@ -133,6 +133,7 @@ def test_table4_rows_are_variants_and_columns_datasets(runs_root: Path) -> None:
     assert order == sorted(order)
 
 
+@pytest.mark.slow
 def test_report_writes_markdown_json_and_nontrivial_pngs(runs_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     report.main([str(runs_root / "scientific"), str(runs_root / "instrument" / "causal"), str(runs_root / "instrument" / "version_0"), "--out", str(out)])

@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from llada_rec.tokenizers.stage import build_semantic_ids
+
+pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,8 @@ from llada_rec.cli import main
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 
+pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from llada_rec.cli import main
 
+pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
+
 REPO = Path(__file__).resolve().parents[1]
 CATEGORY = "Demo_Electronics"
 CODEBOOK_SIZE = 16

@@ -241,6 +241,7 @@ def test_embeddings_hash_depends_on_values_dtype_and_shape():
 
 
 # ----------------------------------------------------------------------------- real model
+@pytest.mark.slow
 def test_packaged_minilm_embeds_offline_and_ranks_similar_texts_closer(tmp_path):
     texts = [
         "Wireless controller for the Nova X gaming console",
@@ -258,6 +259,7 @@ def test_packaged_minilm_embeds_offline_and_ranks_similar_texts_closer(tmp_path)
     assert sim.argmax(axis=1)[:2].tolist() == [1, 0]  # the two controllers are mutual nearest
 
 
+@pytest.mark.slow
 def test_packaged_model_loads_with_the_hub_offline_and_restores_it(monkeypatch):
     import huggingface_hub.constants as hub_constants
     import sentence_transformers

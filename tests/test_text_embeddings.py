@@ -199,6 +199,22 @@ def test_whitened_pca_shape_unit_covariance_and_sklearn_agreement():
     np.testing.assert_allclose(z, ref * signs, atol=1e-3)
 
 
+def numpy_whitened_pca(embeddings: np.ndarray, dim: int) -> np.ndarray:
+    """The hand-written numpy SVD this project used before scikit-learn's PCA (reference)."""
+    n = len(embeddings)
+    x = embeddings.astype(np.float64)
+    x -= x.mean(axis=0, keepdims=True)
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    signs = np.sign(vt[np.arange(dim), np.abs(vt[:dim]).argmax(axis=1)])
+    return (u[:, :dim] * signs * np.sqrt(n - 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n, d, dim", [(300, 24, 10), (50, 64, 40), (40, 8, 8)])
+def test_whitened_pca_equals_the_former_numpy_svd(n: int, d: int, dim: int):
+    x = correlated(n, d, seed=n + d)
+    np.testing.assert_allclose(whitened_pca(x, dim), numpy_whitened_pca(x, dim), atol=1e-4, rtol=1e-4)
+
+
 def test_whitened_pca_sign_is_fixed_by_the_loadings():
     x = correlated(200, 12, seed=1)
     z = whitened_pca(x, 5)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from sklearn.decomposition import PCA
 
 from llada_rec.utils import atomic_path, sha256_hex
 
@@ -139,8 +140,9 @@ def _read_cache(path: Path, num_texts: int) -> np.ndarray | None:
 def whitened_pca(embeddings: np.ndarray, dim: int) -> np.ndarray:
     """Project onto the top ``dim`` principal components, each scaled to unit variance.
 
-    Signs are fixed (the largest-magnitude loading of each component is positive) so that
-    the result does not depend on the SVD routine.  [N, D] -> [N, dim] float32.
+    scikit-learn's ``PCA(whiten=True)``; signs are fixed (the largest-magnitude loading of
+    each component is positive) so that the result does not depend on the SVD routine.
+    [N, D] -> [N, dim] float32.
     """
     n, d = embeddings.shape
     if not 1 <= dim <= min(n, d):
@@ -148,18 +150,19 @@ def whitened_pca(embeddings: np.ndarray, dim: int) -> np.ndarray:
             f"pca_dim={dim} must be between 1 and min(items, embedding dim) = min({n}, {d})"
         )
     x = embeddings.astype(np.float64)
-    x -= x.mean(axis=0, keepdims=True)
-    u, s, vt = np.linalg.svd(x, full_matrices=False)  # u [N, R], s [R], vt [R, D]
+    pca = PCA(n_components=dim, whiten=True, svd_solver="full").fit(x)
+    s = pca.singular_values_  # [dim], descending
     tol = max(n, d) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
-    rank = int((s > tol).sum())
-    if dim > rank:
+    if s[dim - 1] <= tol:
+        rank = int((s > tol).sum())
         raise ValueError(
             f"pca_dim={dim} exceeds the rank ({rank}) of the centred embeddings of {n} items; "
             "whitening a zero-variance component is undefined"
         )
-    signs = np.sign(vt[np.arange(dim), np.abs(vt[:dim]).argmax(axis=1)])  # [dim]
-    # x @ vt[:dim].T == u[:, :dim] * s[:dim]; divided by the component std s / sqrt(n - 1).
-    whitened = u[:, :dim] * signs * np.sqrt(n - 1)
+    vt = pca.components_  # [dim, D]
+    signs = np.sign(vt[np.arange(dim), np.abs(vt).argmax(axis=1)])  # [dim]
+    # (x - mean) @ vt.T divided by each component's std s / sqrt(n - 1)
+    whitened = pca.transform(x) * signs
     return whitened.astype(np.float32)
 
 

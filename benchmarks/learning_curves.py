@@ -1,10 +1,10 @@
-"""Learning speed: validation NDCG@10 against training seconds and samples, per model.
+"""Learning speed: validation NDCG@1 against training seconds and samples, per model.
 
 Runs ``benchmarks/compare.py``'s pipeline (one split, one seed, one evaluation subset) for
 each model and each LLaDA-Rec variant, validating every ``--val-every`` training steps,
 and writes ``learning_curves.json`` (every point, every row's test figures) and
-``learning_curves.png`` (NDCG@10 against training seconds, validation excluded, and against
-training samples).  The clock is ``llada_rec.callbacks.TrainingClock``.
+``learning_curves.png`` (``--plot-metric``, default NDCG@1, against training seconds,
+validation excluded, and against training samples).  The clock is ``llada_rec.callbacks.TrainingClock``.
 
     python benchmarks/learning_curves.py --format lcrec --path DIR --models sasrec tiger llada-rec \\
         --variant paper:history_mask=history_token --variant authors:history_mask=sequence_per_item \\
@@ -55,7 +55,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     p.add_argument("--variant", action="append", default=[], type=parse_variant, help="LLaDA-Rec variant NAME:key=value,... (repeatable)")
     p.add_argument("--val-every", type=int, default=40, help="validate every N training steps")
-    p.add_argument("--plot-metric", default="val/ndcg@10")
+    # NDCG@1 (= top-1 hit): the one figure that greedy validation (semantic-ID models) and
+    # full ranking (SASRec, ...) measure alike; NDCG@10 of a greedy decode is NDCG@1
+    p.add_argument("--plot-metric", default="val/ndcg@1")
     known, rest = p.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
         p.print_help()

@@ -224,7 +224,7 @@ def run_model(
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     train_s = time.perf_counter() - start
-    clock = next(c for c in trainer.callbacks if isinstance(c, TrainingClock))  # the model's (configure_callbacks); test replaces it
+    clock = next(c for c in trainer.callbacks if isinstance(c, TrainingClock))  # the model's (configure_callbacks)
     best = checkpoint.best_model_path or None  # None: stopped before any validation
     start = time.perf_counter()
     metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]

@@ -48,3 +48,24 @@ def test_clock_records_each_validation_and_logs_the_share(tmp_path):
     share = float(trainer.callback_metrics["time/val_share"])
     assert 0.5 < share < 1.0, share  # the sleeping validation dominates each epoch
     assert float(trainer.callback_metrics["time/val_s"]) >= 0.1
+
+
+def test_a_recommender_adds_one_clock_and_keeps_it_through_test(tmp_path):
+    """configure_callbacks adds a TrainingClock once; test after fit keeps the same one (no override warning)."""
+    import warnings
+
+    from llada_rec.models.base import DataInfo
+    from tests.test_base import TwoLosses
+
+    model = TwoLosses()
+    model.data_info = DataInfo(num_items=1, max_history=1)
+    batches = [{"history": torch.ones(2, 1, dtype=torch.long), "target": torch.ones(2, dtype=torch.long)}] * 2
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
+    clocks = [c for c in trainer.callbacks if isinstance(c, TrainingClock)]
+    assert len(clocks) == 1 and clocks[0].samples == 4
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.configure_callbacks()  # what trainer.test would call: the existing clock stays
+    assert model.configure_callbacks() == [] and not caught

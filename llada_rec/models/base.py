@@ -60,7 +60,10 @@ class SequentialRecommender(L.LightningModule):
         raise NotImplementedError
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Every run logs validation's share of the training time (``time/val_share``)."""
+        """Every run logs validation's share of the training time (``time/val_share``); a
+        clock the trainer already has (passed in, or added by an earlier fit) is kept."""
+        if any(isinstance(c, TrainingClock) for c in self.trainer.callbacks):
+            return []
         return [TrainingClock()]
 
     # -- set-up and checkpoints ---------------------------------------------------------

@@ -9,6 +9,20 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from llada_rec.callbacks import TrainingClock
+from llada_rec.models.base import DataInfo, TrainedRecommender
+
+
+class OneWeight(TrainedRecommender):
+    """The smallest trained recommender: one weight, one loss, no DataModule needed."""
+
+    def __init__(self, lr: float = 0.1, weight_decay: float = 0.0, warmup_ratio: float = 0.0) -> None:
+        super().__init__(top_k=1, metric_ks=(1,))
+        self.save_hyperparameters()
+        self.weight = torch.nn.Parameter(torch.tensor(2.0))
+        self.data_info = DataInfo(num_items=1, max_history=1)
+
+    def loss(self, batch):
+        return self.weight**2
 
 
 class SlowValidation(L.LightningModule):
@@ -54,11 +68,7 @@ def test_a_recommender_adds_one_clock_and_keeps_it_through_test(tmp_path):
     """configure_callbacks adds a TrainingClock once; test after fit keeps the same one (no override warning)."""
     import warnings
 
-    from llada_rec.models.base import DataInfo
-    from tests.test_base import TwoLosses
-
-    model = TwoLosses()
-    model.data_info = DataInfo(num_items=1, max_history=1)
+    model = OneWeight()
     batches = [{"history": torch.ones(2, 1, dtype=torch.long), "target": torch.ones(2, dtype=torch.long)}] * 2
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)

@@ -170,11 +170,11 @@ class RecDataModule(L.LightningDataModule):
         source: where the files come from and how to get them; the error says it when
             ``path`` does not exist (configs that need external files set it).
         train_order: "length_buckets" (default) batches training samples of about equal
-            history length (shuffled pools sorted by length, batches shuffled), which cuts
-            the padded history slots 3.7x on Scientific; "shuffle" is a plain permutation.
+            history length (shuffled pools sorted by length, batches shuffled), so less
+            padding; "shuffle" is a plain permutation.
         bucket_pool_batches: batches per length-sorted pool of ``length_buckets`` (1 = no
-            sorting; more = batches of more equal lengths). 8 measured as good as a plain
-            shuffle for SASRec at equal epochs, 50 lost 8% NDCG@10 (docs/DECISIONS.md).
+            sorting; more = batches of more equal lengths). The measurements behind both
+            defaults: docs/DECISIONS.md, "Length-bucketed training batches".
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """A seeded synthetic store in the Amazon Reviews 2023 raw format, for the demo and for tests.
 
-Writing the raw format (``<category>.jsonl.gz`` reviews and ``meta_<category>.jsonl.gz``
-metadata) means the demo exercises the real reader, preprocessing and text pipeline.
+Files: ``<category>.jsonl.gz`` reviews and ``meta_<category>.jsonl.gz`` metadata, read by
+``read_source("amazon2023", ...)``.
 
 The store is built from item **families** whose texts are alike:
 
@@ -13,9 +13,8 @@ Each family has a habit order (device first, then accessories in a family-specif
 volume k then k + 1; smaller variant then larger).  A user has a few favourite families and
 walks: after an item, with a kind-dependent probability the next unbought item of its family
 in habit order; otherwise the next unbought item of a favourite family (so an old chain can
-resume later), a popular item (Zipf) or a random one.  A first-order transition model thus
-beats popularity by several times, while the resumed chains reward models that read the whole
-history.  Every user has >= 5 interactions and every item >= 5 (topped up if needed), so a
+resume later), a popular item (Zipf) or a random one (why this design:
+``docs/DECISIONS.md``, "Demo data").  Every user has >= 5 interactions and every item >= 5 (topped up if needed), so a
 5-core filter keeps everything.  Output is byte-identical for equal arguments.
 """
 

@@ -1,9 +1,8 @@
 """Item metadata -> one clean string per item, the input of the text encoder (SPEC §2).
 
 The text of an item is the values of ``fields`` (default: title, features, categories,
-description, as in the authors' code) in that order, **unlabelled**: field names would spend
-the encoder's short token budget (MiniLM reads 256 word pieces) on words that are the same for
-every item and so carry no signal.  Each value is cleaned (HTML entities unescaped, also
+description, as in the authors' code) in that order, **unlabelled** (no field names; why:
+``docs/DECISIONS.md``, "Text").  Each value is cleaned (HTML entities unescaped, also
 double-escaped ones such as ``&amp;eacute;``; tags removed; whitespace collapsed); empty
 fields are skipped; fields are joined by ". " (a space alone when the field already ends in
 sentence punctuation), and the whole is capped at ``max_chars`` on a word boundary.

@@ -6,26 +6,19 @@ fills them one at a time: every beam is extended with its best codes at its next
 position and the B best (user, tuple) hypotheses are kept. Positions not yet filled stay
 masked for the next step's forward pass.
 
-Choices (SPEC **[ours]**):
+Behaviour a caller can rely on (the reasons: ``docs/DECISIONS.md``, "Decoding"):
 
-* Confidence of a position (adaptive order) = the largest log-probability over the codes
-  that are allowed there (all of the head's codes when unconstrained), using the model's
-  distribution as is, not renormalised over the allowed codes: the same numbers the scores
-  add up, so a position whose valid codes the model finds unlikely is not "confident".
-  Allowed sets are those of the partial tuple at the start of the step; ties go to the
-  lower position. The fill order within a step is by decreasing confidence.
-* Within a step the log-probabilities come from that step's forward pass; every kept beam
-  carries its parent's rows (selected positions and log-probabilities) by parent index, so
-  T < M is correct after beams are reshuffled.
-* With constraints, the codes allowed at a position are re-derived from the partial tuple
-  *so far* (including positions filled earlier in the same step), so every finished tuple is
-  an item.
+* Confidence of a position (``order="adaptive"``) = the largest log-probability over the
+  codes allowed there (all of the head's codes when unconstrained), from the model's
+  distribution as is, not renormalised over the allowed codes. Allowed sets are those of the
+  partial tuple at the start of the step; ties go to the lower position. A step fills its
+  positions in decreasing confidence.
+* Every kept beam carries its parent's step rows (selected positions, log-probabilities),
+  so every T that divides M is correct.
+* ``constrained``: the codes allowed at a fill are re-derived from the partial tuple so far
+  (this step's earlier fills included), so every finished tuple is an item.
 * Duplicate hypotheses (one user, the same filled positions and codes) are merged, keeping
-  the one with the highest score (ties: the earlier candidate, i.e. the better parent). Note:
-  with a single root beam per user and children that inherit their parent's fill order, two
-  live beams can never hold the same partial tuple (two beams differ at the position their
-  last common ancestor filled next), so the cheap check finds none and the full merge is a
-  safety net; it is exercised directly by the tests.
+  the highest score (ties: the earlier candidate, i.e. the better parent).
 * Scores are float32 sums of float32 log-probabilities; equal scores are broken by
   ``torch.topk``.
 """
@@ -192,7 +185,7 @@ def _expand(
     candidate_scores = scores[:, :, None] + log_probs  # [U, b, K]
     keep = min(beam_size, beams * codebook_size)
     # pick = slot * K + code; a beam's children are distinct, so duplicates are rare (none, in
-    # fact: see the module docstring) and the merge only runs when the check finds some.
+    # fact: see docs/DECISIONS.md, "Decoding") and the merge only runs when the check finds some.
     new_scores, pick = candidate_scores.view(num_users, -1).topk(keep, dim=1)
     new_codes = _children(codes, positions, pick // codebook_size, pick % codebook_size)
     if _has_duplicates(new_codes, new_scores, codebook_size):

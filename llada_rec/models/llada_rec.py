@@ -3,20 +3,21 @@
 Training (SPEC §4, §4b) sums two masked-diffusion losses, each from one batched forward pass:
 L_Item (``item_mask``: the target's tokens masked, history visible) and L_His
 (``history_mask``: tokens of the user's history masked), as L_Item + alpha * L_His.
-The modes (the why of each and the measurements behind the defaults: docs/DECISIONS.md):
+The modes:
 
 - ``item_mask="ratio"``: r ~ U(0, 1], each target token masked with probability r given at
-  least one, weight (1 - (1 - r)^M) / r, divided by M (the paper's formula, bounded weight);
-  ``"count"``: k ~ U{1..M}, a uniform k-subset masked, weight M/k, divided by M (the
-  authors' code); ``"none"``: no L_Item (Table 4 "w/o L_Item-Mask").
-- ``history_mask="sequence_per_item"`` (the authors' code): over [history ; target], every
-  item k ~ U{0..M}, each of its tokens masked with probability p = k/M, weight 1/p, divided
-  by the token slots of a full-length sequence, (max_history + 1) * M.
-  ``"history_token"`` (the paper's formula read literally): over the history alone, one
-  r ~ U(0, 1] per sample, weight 1/r, divided by the sample's |S_H|; the newest history item
-  takes position 0.  ``"history_per_item"``: as ``history_token`` but every history item
-  masks a uniform k-subset, k ~ U{1..M}, weight M/k.  ``"none"``: no L_His (Table 4
-  "w/o L_His-Mask").
+  least one, weight (1 - (1 - r)^M) / r, divided by M; ``"count"``: k ~ U{1..M}, a uniform
+  k-subset masked, weight M/k, divided by M; ``"none"``: no L_Item.
+- ``history_mask="sequence_per_item"``: over [history ; target], every item k ~ U{0..M},
+  each of its tokens masked with probability p = k/M, weight 1/p, divided by the token slots
+  of a full-length sequence, (max_history + 1) * M.  ``"history_token"``: over the history
+  alone, one r ~ U(0, 1] per sample, weight 1/r, divided by the sample's |S_H|; the newest
+  history item takes position 0.  ``"history_per_item"``: as ``history_token`` but every
+  history item masks a uniform k-subset, k ~ U{1..M}, weight M/k.  ``"none"``: no L_His.
+
+Which mode is the paper's formula and which the authors' code, why the defaults, the
+measurements behind them and the Table 4 ablations: ``docs/DECISIONS.md``, "Mask predictor
+and training".
 
 Logits are divided by ``temperature`` in training and decoding.  Recommendation decodes
 with ``llada_rec.decoding.diffusion_beam_search`` (SPEC §5).

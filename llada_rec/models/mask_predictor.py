@@ -1,17 +1,18 @@
 """The LLaDA-Rec mask predictor: a Transformer encoder over [history codes ; target codes].
 
 Layout (SPEC §4): item j of the history occupies tokens j*M .. j*M+M-1, the target item the
-last M tokens; history is left-padded by whole items.  A token's id says both its head
-and its code (id = m*K + k), so heads never share ids.  Each token also gets
+last M tokens; history is left-padded by whole items.  A token's id is m*K + k (head m,
+code k).  Each token also gets
 
 - an item-position embedding shared by the item's M tokens, counted back from the target
-  (target = 0, last history item = 1, ...), so left padding does not shift its meaning;
-- a within-item head embedding (m), which tells a [MASK] token which head it stands for.
+  (target = 0, last history item = 1, ...);
+- a within-item head embedding (m).
+
+Why this layout: ``docs/DECISIONS.md``, "Token layout".
 
 The output at a token of head m scores only head m's K codes: logits are the dot products
 with head m's [K, D] output matrix, plus a per-(head, code) bias.  ``output_layer="tied"``
-uses head m's slice of the token embedding as that matrix, ``"untied"`` a matrix of its own
-(as the authors' code, whose output layer is separate from the embedding).
+uses head m's slice of the token embedding as that matrix, ``"untied"`` a matrix of its own.
 
 Code convention shared with ``llada_rec.decoding``: a code of -1 (``MASKED``) means
 [MASK]; padding is given by a separate boolean mask.

@@ -134,7 +134,8 @@ def base_args(opts: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         args.append(f"--trainer.max_time={seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
     if opts.eval_users is not None:
         args += [f"--data.val_max_users={opts.eval_users}", f"--data.test_max_users={opts.eval_users}"]
-    for flag, key in (("d_model", "d_model"), ("layers", "num_layers"), ("heads", "num_attention_heads"), ("beam_size", "beam_size")):
+    for flag, key in (("d_model", "network.d_model"), ("layers", "network.num_layers"), ("heads", "network.num_attention_heads"),
+                      ("beam_size", "decoding.beam_size")):
         if getattr(opts, flag) is not None:
             args.append(f"--model.init_args.{key}={getattr(opts, flag)}")
     return args + list(extra)

@@ -31,6 +31,7 @@ from lightning.pytorch.loggers import CSVLogger
 from llada_rec.callbacks import TrainingClock
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
+from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.report import TABLE_COLUMNS
 from llada_rec.utils import atomic_write_text
 
@@ -95,15 +96,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 # -- models ---------------------------------------------------------------------------------
+def model_arguments(model_class: type, settings: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of ``model_class`` from flat settings: ``group.field`` keys
+    (``network.block``, ``decoding.num_steps``) and the bare field names of its config
+    groups (``d_model``, ``beam_size``) go into those groups; other keys stay arguments."""
+    nested: dict[str, Any] = {}
+    for key, value in settings.items():
+        group, dot, field = key.partition(".")
+        if dot:
+            nested.setdefault(group, {})[field] = value
+        else:
+            nested[key] = value
+    return nest_flat_hparams(model_class, nested)
+
+
 def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str, Any]] = None) -> SequentialRecommender:
     """The model ``name`` at the benchmark's size; other settings are each model's defaults,
-    then ``overrides`` (constructor arguments of a neural model, e.g. a LLaDA-Rec variant)."""
-    size = dict(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, dropout=args.dropout)
+    then ``overrides`` (settings of a neural model as :func:`model_arguments` reads them,
+    e.g. a LLaDA-Rec variant's ``history_mask`` or ``network.block``)."""
+    size: dict[str, Any] = dict(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, dropout=args.dropout)
     if args.lr is not None:
         size["lr"] = args.lr
     beams = dict(beam_size=args.beam_size, val_beam_size=args.val_beam_size)
-    for key, value in (overrides or {}).items():
-        (beams if key in beams else size)[key] = value
     if name == "popularity":
         from llada_rec.models.baselines import MostPopular
 
@@ -112,31 +126,21 @@ def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str
         from llada_rec.models.baselines import ItemTransitions
 
         return ItemTransitions()
-    if name in ("sasrec", "sasrec-bce"):
-        from llada_rec.models.baselines import SASRec
+    from llada_rec.models.baselines import BERT4Rec, GRU4Rec, RPG, SASRec, TIGER
+    from llada_rec.models.llada_rec import LLaDARec
 
-        return SASRec(**size, loss="bce" if name == "sasrec-bce" else "ce")
-    if name == "gru4rec":
-        from llada_rec.models.baselines import GRU4Rec
-
-        return GRU4Rec(**{k: v for k, v in size.items() if k != "num_attention_heads"})
-    if name == "bert4rec":
-        from llada_rec.models.baselines import BERT4Rec
-
-        return BERT4Rec(**size)
-    if name == "rpg":
-        from llada_rec.models.baselines import RPG
-
-        return RPG(**size)
-    if name == "tiger":
-        from llada_rec.models.baselines import TIGER
-
-        return TIGER(**size, **beams)
-    if name == "llada-rec":
-        from llada_rec.models.llada_rec import LLaDARec
-
-        return LLaDARec(**{"attention": args.llada_attention, **size}, **beams)
-    raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    model_class, settings = {
+        "sasrec": (SASRec, {**size, "loss": "ce"}),
+        "sasrec-bce": (SASRec, {**size, "loss": "bce"}),
+        "gru4rec": (GRU4Rec, {k: v for k, v in size.items() if k != "num_attention_heads"}),
+        "bert4rec": (BERT4Rec, size),
+        "rpg": (RPG, size),
+        "tiger": (TIGER, {**size, **beams}),
+        "llada-rec": (LLaDARec, {"attention": args.llada_attention, **size, **beams}),
+    }.get(name, (None, {}))
+    if model_class is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    return model_class(**model_arguments(model_class, {**settings, **(overrides or {})}))
 
 
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **overrides: Any) -> RecDataModule:

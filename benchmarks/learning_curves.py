@@ -10,7 +10,9 @@ validation excluded, and against training samples).  The clock is ``llada_rec.ca
         --variant paper:history_mask=history_token --variant authors:history_mask=sequence_per_item \\
         --max-epochs 6 --max-minutes 10 --eval-users 2000 --threads 2 --out runs/curves/scientific
 
-A variant is ``NAME:key=value,key=value``: LLaDARec constructor arguments, and RecDataModule
+A variant is ``NAME:key=value,key=value``: LLaDARec constructor arguments, settings of its
+config groups as ``network.<field>`` / ``decoding.<field>`` or by the bare field name
+(``network.block=llama`` or ``block=llama``, ``decoding.num_steps=2``), and RecDataModule
 ones as ``data.<name>`` (e.g. ``data.train_order=shuffle``); values are read as YAML
 scalars.  Without ``--variant`` LLaDA-Rec runs once with its defaults.
 """
@@ -53,7 +55,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
-    p.add_argument("--variant", action="append", default=[], type=parse_variant, help="LLaDA-Rec variant NAME:key=value,... (repeatable)")
+    p.add_argument("--variant", action="append", default=[], type=parse_variant, help="LLaDA-Rec variant NAME:key=value,... (repeatable); keys: constructor arguments, network.<field> / "
+                   "decoding.<field> (or the bare field name, e.g. block=llama), data.<RecDataModule argument>")
     p.add_argument("--val-every", type=int, default=40, help="validate every N training steps")
     # NDCG@1 (= top-1 hit): the one figure that greedy validation (semantic-ID models) and
     # full ranking (SASRec, ...) measure alike; NDCG@10 of a greedy decode is NDCG@1

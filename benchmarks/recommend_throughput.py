@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 
@@ -28,7 +29,7 @@ def main() -> None:
     args = [a for path in opts.config for a in ("--config", path)]
     cli = LLaDARecCLI(args=args, run=False)
     model_class = type(cli.model)
-    decoding = {k: v for k, v in cli.model.hparams.items() if k in DECODING_ARGS}  # the config's decoder
+    decoding = {k: v for k, v in cli.model.hparams.items() if k in DECODING_ARGS}  # the config's decoder (a plain dict group)
     model = model_class.load_from_checkpoint(opts.ckpt, map_location="cpu", weights_only=True, **decoding).eval()
     dm = cli.datamodule
     batches = list(dm.test_dataloader())
@@ -37,7 +38,7 @@ def main() -> None:
         batches = batches[::stride]
     num_users = sum(len(b["target"]) for b in batches)
     for beam in opts.beam:
-        model.hparams.beam_size = beam
+        model.decoding = dataclasses.replace(model.decoding, beam_size=beam)
         hits, start = 0, time.perf_counter()
         with torch.no_grad():
             for batch in batches:

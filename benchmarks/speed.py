@@ -50,10 +50,11 @@ from torch.utils.data import DataLoader
 from llada_rec.data.datamodule import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
 from llada_rec.data.dataset import SequenceData, preprocess
 from llada_rec.data.readers import read_source
-from llada_rec.decoding import diffusion_beam_search
+from llada_rec.decoding import DecodingConfig, diffusion_beam_search
 from llada_rec.models.base import DataInfo
 from llada_rec.models.llada_rec import LLaDARec
 from llada_rec.models.optim import adamw_warmup_cosine
+from llada_rec.models.transformer import TransformerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCIENTIFIC = "/work/shared/data/amazon18-scientific"
@@ -184,16 +185,9 @@ def git_commit() -> str:
 # -- models -----------------------------------------------------------------------------
 def make_model(args: argparse.Namespace, info: DataInfo, codes: torch.Tensor, attention: str) -> LLaDARec:
     L.seed_everything(args.seed, verbose=False)  # the same initial weights for every model
-    model = LLaDARec(
-        d_model=args.d_model,
-        num_layers=args.layers,
-        num_attention_heads=args.heads,
-        block=args.block,
-        attention=attention,
-        beam_size=args.beam,
-        num_steps=args.num_steps,
-        top_k=args.top_k,
-    )
+    network = TransformerConfig(d_model=args.d_model, num_layers=args.layers, num_attention_heads=args.heads, block=args.block)
+    decoding = DecodingConfig(beam_size=args.beam, num_steps=args.num_steps)
+    model = LLaDARec(network=network, attention=attention, decoding=decoding, top_k=args.top_k)
     model.data_info = info
     model.build(info, codes)
     return model
@@ -276,8 +270,9 @@ def reference_recommend(model: LLaDARec, history: torch.Tensor, chunk_size: int 
             chunks.append(F.log_softmax(logits.float() / hp.temperature, dim=-1))
         return torch.cat(chunks)
 
-    result = diffusion_beam_search(log_prob_fn, history.shape[0], model.code_index(), beam_size=hp.beam_size,
-                                   num_steps=hp.num_steps, top_k=hp.top_k, order=hp.order, constrained=hp.constrained)
+    d = model.decoding
+    result = diffusion_beam_search(log_prob_fn, history.shape[0], model.code_index(), beam_size=d.beam_size,
+                                   num_steps=d.num_steps, top_k=hp.top_k, order=d.order, constrained=d.constrained)
     return result.items, result.log_probs
 
 

@@ -6,6 +6,7 @@ run directories and resuming.  ``llada_rec.cli`` dispatches to it; sweeps run tr
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
+from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.tokenizers.artifact import SemanticIds
 from llada_rec.tokenizers.stage import load_tokenizer_config
 from llada_rec.utils import ConfigError, UserError
@@ -39,8 +41,9 @@ def set_debug(on: bool) -> None:
     _DEBUG = on
 
 
-#: Decoding settings a config may change when it tests or predicts with a trained checkpoint.
-DECODING_ARGS = ("beam_size", "val_beam_size", "num_steps", "order", "constrained", "decode_chunk_size", "top_k")
+#: Init arguments a config keeps over a trained checkpoint's when it tests or predicts with it:
+#: the decoding settings group (its fields: ``llada_rec.decoding.DECODING_FIELDS``) and top_k.
+DECODING_ARGS = ("decoding", "top_k")
 
 #: Ranges of init arguments, by name, for any model or the DataModule: checked before
 #: anything is built, so a bad value fails in a second with the option named.
@@ -58,7 +61,7 @@ ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "d_model": (lambda v: v >= 1, ">= 1"),
     "num_layers": (lambda v: v >= 1, ">= 1"),
     "num_attention_heads": (lambda v: v >= 1, ">= 1"),
-    "decode_chunk_size": (lambda v: v >= 1, ">= 1"),
+    "chunk_size": (lambda v: v >= 1, ">= 1"),
     "batch_size": (lambda v: v >= 1, ">= 1"),
     "eval_batch_size": (lambda v: v >= 1, ">= 1"),
     "item_batch_size": (lambda v: v >= 1, ">= 1"),
@@ -70,14 +73,47 @@ ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def check_ranges(values: Any, prefix: str) -> None:
-    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range."""
-    for name, value in dict(values or {}).items():
-        rule = ARG_RULES.get(name)
+    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range
+    (settings groups too: ``prefix.network.d_model``)."""
+    for name, value in dict(values or {}).items():  # a Namespace flattens groups to "network.d_model"
+        if isinstance(value, dict):
+            check_ranges(value, f"{prefix}.{name}")
+            continue
+        rule = ARG_RULES.get(name.rsplit(".", 1)[-1])
         if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         ok, required = rule
         if not ok(value):
             raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
+
+
+def _plain(value: Any) -> Any:
+    """A jsonargparse Namespace as a dict (other values as they are)."""
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """The settings in ``kept`` (groups by their fields' names) that differ from the checkpoint's."""
+    changed = {}
+    for key, value in kept.items():
+        value, saved = _plain(value), hparams.get(key)
+        if isinstance(value, dict) and isinstance(saved, dict):
+            changed.update({k: v for k, v in value.items() if k in saved and saved[k] != v})
+        elif key in hparams and saved != value:
+            changed[key] = value
+    return changed
+
+
+def checkpoint_model_class(hparams: dict[str, Any], model_config: Any) -> Optional[type]:
+    """The model class a checkpoint's hyperparameters (or else the config) name, if importable."""
+    class_path = hparams.get("_class_path") or (model_config.get("class_path") if hasattr(model_config, "get") else None)
+    if not isinstance(class_path, str) or "." not in class_path:
+        return None
+    module, name = class_path.rsplit(".", 1)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
 
 
 def expected_num_heads(data: Any) -> Optional[int]:
@@ -272,7 +308,9 @@ class LLaDARecCLI(LightningCLI):
                 hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
             except Exception as err:
                 raise UserError(f"--ckpt_path {ckpt}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
-        super()._parse_ckpt_path()
+            model_class = checkpoint_model_class(hparams, cfg.model)
+            hparams = nest_flat_hparams(model_class, hparams) if model_class is not None else dict(hparams)  # old flat checkpoints
+            self._parse_checkpoint_hparams(sub, hparams)
         cfg = self.config[sub]  # parsing the checkpoint's hyperparameters made a new config
         for key, value in keep.items():
             cfg.model.init_args[key] = value
@@ -289,12 +327,26 @@ class LLaDARecCLI(LightningCLI):
             self._ckpt_run_dir = run_dir
             root, logger = logger_root(cfg.trainer), _first_logger(cfg.trainer)
             version = (logger.get("init_args") or {}).get("version") if logger is not None else None
-            changed = {k: v for k, v in keep.items() if k in hparams and hparams[k] != v}
+            changed = changed_settings(keep, hparams)
             variant = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
             if root is not None and version is not None:  # the config names the run dir (ablations do)
                 self._output_dir = root / (version if isinstance(version, str) else f"version_{version}")
             else:  # beside the checkpoint; another decoder gets a subdirectory named by what changed
                 self._output_dir = run_dir / variant if variant else run_dir
+
+    def _parse_checkpoint_hparams(self, sub: str, hparams: dict[str, Any]) -> None:
+        """Fill the model config from a checkpoint's hyperparameters (LightningCLI's
+        ``_parse_ckpt_path``, on hyperparameters already read and nested)."""
+        hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
+            raise
 
     # -- validation before anything is built ---------------------------------------------
     def before_instantiate_classes(self) -> None:
@@ -311,11 +363,13 @@ class LLaDARecCLI(LightningCLI):
         check_ranges(cfg.get("data"), "--data")
         if cfg.get("data") is not None and cfg.data.get("format") not in FORMATS:
             raise ConfigError(f"--data.format={cfg.data.get('format')}: must be one of {', '.join(FORMATS)}")
-        if init_args is not None and init_args.get("num_steps") and cfg.get("data") is not None:
+        decoding = init_args.get("decoding") if init_args is not None else None
+        num_steps = decoding.get("num_steps") if hasattr(decoding, "get") else None
+        if num_steps and cfg.get("data") is not None:
             num_heads = expected_num_heads(cfg.data)
-            if num_heads and num_heads % init_args.num_steps:
+            if num_heads and num_heads % num_steps:
                 raise ConfigError(
-                    f"--model.init_args.num_steps={init_args.num_steps}: must divide the number of codes per item "
+                    f"--model.init_args.decoding.num_steps={num_steps}: must divide the number of codes per item "
                     f"M={num_heads} (from {cfg.data.get('semantic_ids') or cfg.data.get('tokenizer_config')})"
                 )
         if cfg.get("output_dir"):

@@ -16,6 +16,8 @@ from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import BERT4Rec, GRU4Rec, RPG, SASRec, TIGER, ItemTransitions, MostPopular
 from llada_rec.models.baselines.common import top_k_items
 from llada_rec.models.baselines.sasrec import other_items
+from llada_rec.decoding import DecodingConfig
+from llada_rec.models.transformer import TransformerConfig
 
 
 def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
@@ -108,7 +110,7 @@ def test_transitions_exclude_history():
 # -- SASRec -----------------------------------------------------------------------------
 def tiny_sasrec(num_items: int = 12, max_history: int = 6, dropout: float = 0.0, loss: str = "ce") -> SASRec:
     torch.manual_seed(0)
-    model = SASRec(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout, loss=loss)
+    model = SASRec(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout), loss=loss)
     model.data_info = DataInfo(num_items=num_items, max_history=max_history)
     model.build(model.data_info)
     return model.eval()
@@ -193,7 +195,8 @@ def tiny_tiger(beam_size: int, num_items: int = 7, num_heads: int = 3, codebook_
     all_tuples = torch.cartesian_prod(*[torch.arange(codebook_size)] * num_heads)  # [K^M, M]
     codes = all_tuples[torch.randperm(len(all_tuples), generator=generator)[:num_items]]
     torch.manual_seed(0)
-    model = TIGER(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0, beam_size=beam_size, val_beam_size=beam_size, top_k=min(beam_size, 10), metric_ks=(1,))
+    model = TIGER(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0),
+                  decoding=DecodingConfig(beam_size=beam_size, val_beam_size=beam_size), top_k=min(beam_size, 10), metric_ks=(1,))
     model.data_info = DataInfo(num_items=num_items, max_history=4, num_heads=num_heads, codebook_size=codebook_size)
     model.build(model.data_info, codes)
     with torch.no_grad():  # larger weights than the init: distinct, non-uniform distributions
@@ -319,8 +322,8 @@ def test_neural_model_fit_test_and_reload(tmp_path, model_class):
     )
     codes = torch.cartesian_prod(torch.arange(3), torch.arange(3))[:7].numpy()  # 7 unique tuples, M=2, K=3
     SemanticIds(codes, 3, datamodule.item_ids, embeddings_hash(datamodule.embeddings)).save(tmp_path / "ids")
-    size = dict(d_model=16, num_layers=1, top_k=5, metric_ks=(1, 5), **({} if model_class is GRU4Rec else {"num_attention_heads": 2}))
-    model = model_class(**size, **({"beam_size": 7, "val_beam_size": 7} if model_class is TIGER else {}))
+    size = dict(d_model=16, num_layers=1) if model_class is GRU4Rec else {"network": dict(d_model=16, num_layers=1, num_attention_heads=2)}
+    model = model_class(**size, top_k=5, metric_ks=(1, 5), **({"decoding": {"beam_size": 7, "val_beam_size": 7}} if model_class is TIGER else {}))
     trainer = tiny_trainer(tmp_path / "run", max_epochs=2)
     trainer.fit(model, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path
@@ -339,7 +342,8 @@ def test_neural_model_fit_test_and_reload(tmp_path, model_class):
 
 def test_tiger_with_fewer_beams_than_top_k_pads_like_llada_rec():
     """One rule for beam_size < top_k: the found items, then item 0 with score -inf."""
-    model = TIGER(d_model=16, num_layers=1, num_attention_heads=2, dropout=0.0, beam_size=2, val_beam_size=1, top_k=5, metric_ks=(1, 5))
+    model = TIGER(network=TransformerConfig(d_model=16, num_layers=1, num_attention_heads=2, dropout=0.0),
+                  decoding=DecodingConfig(beam_size=2, val_beam_size=1), top_k=5, metric_ks=(1, 5))
     model.data_info = DataInfo(num_items=6, max_history=4, num_heads=2, codebook_size=3)
     model.build(model.data_info, torch.tensor([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2]]))
     model.eval()
@@ -350,4 +354,4 @@ def test_tiger_with_fewer_beams_than_top_k_pads_like_llada_rec():
         assert (items[:, :found] > 0).all() and (items[:, found:] == 0).all(), stage
         assert torch.isfinite(scores[:, :found]).all() and torch.isinf(scores[:, found:]).all(), stage
     with pytest.raises(ValueError, match="must be >= 1"):
-        TIGER(beam_size=0)
+        TIGER(decoding=DecodingConfig(beam_size=0))

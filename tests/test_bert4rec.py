@@ -5,12 +5,13 @@ import torch
 
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import BERT4Rec, SASRec
+from llada_rec.models.transformer import TransformerConfig
 from llada_rec.models.baselines.bert4rec import cloze_mask
 
 
 def tiny(model_class, num_items: int = 12, max_history: int = 6, **kwargs):
     torch.manual_seed(0)
-    model = model_class(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0, **kwargs)
+    model = model_class(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0), **kwargs)
     model.data_info = DataInfo(num_items=num_items, max_history=max_history)
     model.build(model.data_info)
     return model.eval()

@@ -72,12 +72,12 @@ def run_error(args, capsys) -> tuple[int, str]:
     "option, message",
     [
         ("--model.init_args.lr=-1", "--model.init_args.lr=-1.0: must be > 0"),
-        ("--model.init_args.dropout=1.5", "--model.init_args.dropout=1.5: must be in [0, 1)"),
+        ("--model.init_args.network.dropout=1.5", "--model.init_args.network.dropout=1.5: must be in [0, 1)"),
         ("--model.init_args.alpha=-1", "--model.init_args.alpha=-1.0: must be >= 0"),
-        ("--model.init_args.beam_size=0", "--model.init_args.beam_size=0: must be >= 1"),
+        ("--model.init_args.decoding.beam_size=0", "--model.init_args.decoding.beam_size=0: must be >= 1"),
         ("--model.init_args.temperature=0", "--model.init_args.temperature=0.0: must be > 0"),
-        ("--model.init_args.num_steps=3", "num_steps=3: must divide the number of codes per item M=4"),
-        ("--model.init_args.beam_size=abc", "--model.beam_size: Expected a <class 'int'>. Got value: abc"),
+        ("--model.init_args.decoding.num_steps=3", "num_steps=3: must divide the number of codes per item M=4"),
+        ("--model.init_args.decoding.beam_size=abc", "--model.decoding.beam_size: Expected a <class 'int'>. Got value: abc"),
     ],
 )
 def test_argument_errors_name_the_option_before_any_data_is_read(option, message, tmp_path, capsys, monkeypatch):

@@ -121,6 +121,7 @@ def test_ablation_values_reach_the_model(parsed: dict) -> None:
     }
     for name, (key, value) in expected.items():
         model = parsed[("experiments/scientific.yaml", f"experiments/ablations/{name}")]["model"]
+        model["init_args"] = {**model["init_args"], **model["init_args"]["decoding"]}  # decoding settings: their group
         assert model["class_path"] == "llada_rec.models.LLaDARec" and model["init_args"][key] == value, name
 
 

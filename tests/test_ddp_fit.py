@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from llada_rec.callbacks import ResumableCheckpoint
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import SASRec
+from llada_rec.models.transformer import TransformerConfig
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
@@ -51,7 +52,7 @@ def fit(root: Path, data: Path, devices: int) -> Path:
     # the same global batch: all 48 training samples, on one process or 24 on each of two (the
     # two runs order samples differently: Lightning's DDP sampler reshuffles the epoch's order)
     dm = RecDataModule(format="lcrec", path=str(data), kcore=0, batch_size=48 // devices, eval_batch_size=8, train_order="shuffle")
-    trainer.fit(SeededSASRec(d_model=16, num_layers=1, dropout=0.0), datamodule=dm)
+    trainer.fit(SeededSASRec(network=TransformerConfig(d_model=16, num_layers=1, num_attention_heads=2, dropout=0.0)), datamodule=dm)
     return root / "ddp"
 
 

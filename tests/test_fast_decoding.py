@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from llada_rec.decoding import diffusion_beam_search
 from llada_rec.models.base import DataInfo
+from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.models.llada_rec import LLaDARec
 from llada_rec.models.mask_predictor import MaskPredictor
 
@@ -31,7 +32,7 @@ def make_model(attention: str = "bidirectional", block: str = "gpt", **overrides
     kwargs = dict(d_model=32, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.1, attention=attention,
                   block=block, beam_size=12, num_steps=4, top_k=8, metric_ks=(1, 5), temperature=0.7, decode_chunk_size=40)
     kwargs.update(overrides)
-    model = LLaDARec(**kwargs)
+    model = LLaDARec(**nest_flat_hparams(LLaDARec, kwargs))  # network / decoding settings into their configs
     model.data_info = DataInfo(num_items=N, max_history=8, num_heads=M, codebook_size=K)
     model.build(model.data_info, item_codes())
     for p in model.parameters():  # larger weights than the init: peaked, user-dependent distributions
@@ -66,7 +67,7 @@ def reference_decode(model: LLaDARec, history: torch.Tensor, beam_size: int, num
 def decode(model: LLaDARec, history: torch.Tensor, beam_size: int, num_steps: int, order: str, use_cache: bool = True):
     hp = model.hparams
     return model.decode(model.mask_predictor, history, hp.top_k, beam_size=beam_size, num_steps=num_steps, order=order,
-                        temperature=hp.temperature, chunk_size=hp.decode_chunk_size, use_cache=use_cache)
+                        temperature=hp.temperature, chunk_size=model.decoding.chunk_size, use_cache=use_cache)
 
 
 # -- the exact decoder equals the pre-speed-work path -------------------------------------

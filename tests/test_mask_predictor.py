@@ -6,14 +6,15 @@ import pytest
 import torch
 
 from llada_rec.models.mask_predictor import MaskPredictor, structure_mask
-from llada_rec.models.transformer import TransformerEncoder, attention_mask
+from llada_rec.models.transformer import TransformerConfig, TransformerEncoder, attention_mask
 
 M, K = 3, 5  # heads, codebook size
 
 
 def tiny_predictor(attention: str = "bidirectional", max_items: int = 6, num_layers: int = 2) -> MaskPredictor:
     torch.manual_seed(0)
-    model = MaskPredictor(M, K, max_items, d_model=16, num_layers=num_layers, num_attention_heads=2, ffn_ratio=2, dropout=0.1, attention=attention)
+    network = TransformerConfig(d_model=16, num_layers=num_layers, num_attention_heads=2, ffn_ratio=2, dropout=0.1)
+    model = MaskPredictor(M, K, max_items, network, attention=attention)
     return model.eval()
 
 
@@ -154,7 +155,7 @@ def test_head_embedding_tells_masked_tokens_apart():
 
 def test_encoder_mask_pattern_and_padded_queries_are_finite():
     torch.manual_seed(0)
-    encoder = TransformerEncoder(d_model=8, num_layers=1, num_heads=2, ffn_ratio=2, dropout=0.0).eval()
+    encoder = TransformerEncoder(TransformerConfig(d_model=8, num_layers=1, num_attention_heads=2, ffn_ratio=2, dropout=0.0)).eval()
     padding = torch.tensor([[True, True, False, False]])
     mask = attention_mask(padding)
     assert mask.shape == (1, 1, 4, 4)
@@ -195,9 +196,9 @@ def test_target_logits_equal_the_full_forward_at_the_target(attention: str, num_
 # -- backbone options (the authors' LLaMA-style block, untied output, init) ---------------
 def llama_predictor(**overrides) -> MaskPredictor:
     torch.manual_seed(0)
-    kwargs = dict(d_model=16, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.0, block="llama")
-    kwargs.update(overrides)
-    return MaskPredictor(M, K, 6, **kwargs).eval()
+    network = dict(d_model=16, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.0, block="llama")
+    network.update({k: overrides.pop(k) for k in list(overrides) if k in network})
+    return MaskPredictor(M, K, 6, TransformerConfig(**network), **overrides).eval()
 
 
 def test_llama_block_has_no_biases_and_rms_norms():

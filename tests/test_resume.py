@@ -16,6 +16,7 @@ import torch
 
 from llada_rec.cli import main
 from llada_rec.data.datamodule import RecDataModule
+from llada_rec.models.transformer import TransformerConfig
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
@@ -118,7 +119,7 @@ def test_last_checkpoint_is_written_every_epoch_without_a_new_best(tmp_path: Pat
     callback = ResumableCheckpoint(monitor="val/ndcg@10", mode="max", filename="best-epoch{epoch}", auto_insert_metric_name=False)
     trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, callbacks=[callback], logger=False,
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-    model = SASRec(d_model=8, num_layers=1, dropout=0.0, lr=1e-12)  # the ranking, so the metric, never changes
+    model = SASRec(network=TransformerConfig(d_model=8, num_layers=1, num_attention_heads=2, dropout=0.0), lr=1e-12)  # the ranking, so the metric, never changes
     trainer.fit(model, datamodule=RecDataModule(format="lcrec", path=str(tmp_path / "data"), kcore=0, batch_size=4))
     directory = Path(callback.dirpath)
     assert [p.name for p in directory.glob("best-*.ckpt")] == ["best-epoch0.ckpt"]  # no new best after epoch 0

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import RPG
 from llada_rec.models.baselines.rpg import item_log_probs
+from llada_rec.models.transformer import TransformerConfig
 
 
 def tiny_rpg(num_items: int = 9, num_heads: int = 3, codebook_size: int = 4) -> RPG:
@@ -14,7 +15,7 @@ def tiny_rpg(num_items: int = 9, num_heads: int = 3, codebook_size: int = 4) -> 
     all_tuples = torch.cartesian_prod(*[torch.arange(codebook_size)] * num_heads)  # [K^M, M]
     codes = all_tuples[torch.randperm(len(all_tuples), generator=generator)[:num_items]]
     torch.manual_seed(0)
-    model = RPG(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0, temperature=0.5, top_k=5, metric_ks=(1, 5))
+    model = RPG(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0), temperature=0.5, top_k=5, metric_ks=(1, 5))
     model.data_info = DataInfo(num_items=num_items, max_history=4, num_heads=num_heads, codebook_size=codebook_size)
     model.build(model.data_info, codes)
     with torch.no_grad():  # larger weights than the init: distinct, non-uniform distributions

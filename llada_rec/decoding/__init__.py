@@ -6,12 +6,15 @@ from llada_rec.decoding.beam_search import (
     diffusion_beam_search,
     merge_duplicate_beams,
 )
+from llada_rec.decoding.config import DECODING_FIELDS, DecodingConfig
 from llada_rec.decoding.index import MASKED, ItemCodeIndex
 
 __all__ = [
+    "DECODING_FIELDS",
     "MASKED",
     "ORDERS",
     "BeamSearchResult",
+    "DecodingConfig",
     "ItemCodeIndex",
     "diffusion_beam_search",
     "merge_duplicate_beams",

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from llada_rec.decoding import ORDERS
+from llada_rec.decoding import DecodingConfig
 from llada_rec.models.base import DataInfo
-from llada_rec.models.transformer import BlockKind
+from llada_rec.models.configs import resolve_configs
+from llada_rec.models.transformer import TransformerConfig
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer
 from llada_rec.models.semantic_ids import SemanticIdRecommender
 
@@ -128,13 +129,8 @@ class LLaDARec(SemanticIdRecommender):
 
     def __init__(
         self,
-        d_model: int = 256,
-        num_layers: int = 4,
-        num_attention_heads: int = 8,
-        ffn_ratio: int = 4,
-        dropout: float = 0.1,
+        network: TransformerConfig = TransformerConfig(),
         attention: AttentionKind = "bidirectional",
-        block: BlockKind = "gpt",
         output_layer: OutputLayer = "tied",
         init: InitScheme = "gpt",
         alpha: float = 3.5,
@@ -144,38 +140,39 @@ class LLaDARec(SemanticIdRecommender):
         warmup_ratio: float = 0.1,
         history_mask: HistoryMask = "sequence_per_item",
         item_mask: ItemMask = "ratio",
-        beam_size: int = 50,
-        val_beam_size: int = 1,
-        num_steps: int = 4,
-        order: Literal["adaptive", "left_to_right", "right_to_left"] = "adaptive",
-        constrained: bool = True,
-        decode_chunk_size: int = 4096,
+        decoding: DecodingConfig = DecodingConfig(),
         top_k: int = 10,
         metric_ks: Sequence[int] = (1, 5, 10),
     ) -> None:
-        """Sizes and optimisation follow SPEC §4; decoding (beam sizes, T, order) §5.
+        """Sizes and optimisation follow SPEC §4; decoding §5.
 
-        block / output_layer / init: the backbone (``"llama"``, ``"untied"``, ``"default"``
-        is the authors' code, SPEC §4b).  history_mask / item_mask: the two losses' modes
-        (module docstring).  beam_size / val_beam_size: beams at test/predict and at
-        validation; 1 is greedy decoding ("w/o beam search"), and fewer than top_k beams
-        return fewer items (0-padded).  decode_chunk_size: rows (user x beam) per
-        mask-predictor call while decoding.
+        Args:
+            network: the mask predictor's Transformer (``block="llama"``: the authors' backbone, SPEC §4b).
+            attention: which tokens see which (paper Figure 3; ``cached_history`` decodes faster).
+            output_layer: "tied" (the code embeddings score the codes) or "untied" (the authors').
+            init: "gpt" (N(0, 0.02) weights) or "default" (PyTorch's, the authors').
+            alpha: weight of L_His in L_Item + alpha * L_His.
+            temperature: divides the logits in training and decoding.
+            lr: peak AdamW learning rate.
+            weight_decay: AdamW weight decay (Linear weights only).
+            warmup_ratio: share of the steps in linear warm-up, then cosine decay.
+            history_mask: L_His's mode (module docstring); "none" drops it.
+            item_mask: L_Item's mode (module docstring); "none" drops it.
+            decoding: beam sizes, steps T, order; fewer beams than top_k return fewer items (0-padded).
+            top_k: items recommended per user.
+            metric_ks: the k of Recall@k and NDCG@k.
         """
         super().__init__(top_k=top_k, metric_ks=metric_ks)
         self.save_hyperparameters()
+        self.network_config, self.decoding = resolve_configs(self, network=network, decoding=decoding)
         if history_mask not in HISTORY_MASKS:
             raise ValueError(f"history_mask must be one of {HISTORY_MASKS}, got {history_mask!r}")
         if item_mask not in ITEM_MASKS:
             raise ValueError(f"item_mask must be one of {ITEM_MASKS}, got {item_mask!r}")
         if history_mask == "none" and item_mask == "none":
             raise ValueError("history_mask='none' with item_mask='none' leaves no training loss")
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if min(beam_size, val_beam_size) < 1:
-            raise ValueError(f"beam_size={beam_size} and val_beam_size={val_beam_size} must be >= 1")
         if not 0.0 <= warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         self.mask_predictor: Optional[MaskPredictor] = None
@@ -183,23 +180,14 @@ class LLaDARec(SemanticIdRecommender):
     # -- set-up -------------------------------------------------------------------------
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         """Create the mask predictor; keep the codes as buffer ``item_code_table`` [N+1, M] (row 0 = padding)."""
-        if info.num_heads >= 1 and info.num_heads % self.hparams.num_steps != 0:
-            raise ValueError(f"num_steps={self.hparams.num_steps} must divide the number of heads M={info.num_heads}")
+        num_steps = self.decoding.num_steps
+        if info.num_heads >= 1 and info.num_heads % num_steps != 0:
+            raise ValueError(f"num_steps={num_steps} must divide the number of heads M={info.num_heads}")
         self.register_code_table(info, item_codes)
         hp = self.hparams
         self.mask_predictor = MaskPredictor(
-            num_heads=info.num_heads,
-            codebook_size=info.codebook_size,
-            max_items=info.max_history + 1,
-            d_model=hp.d_model,
-            num_layers=hp.num_layers,
-            num_attention_heads=hp.num_attention_heads,
-            ffn_ratio=hp.ffn_ratio,
-            dropout=hp.dropout,
-            attention=hp.attention,
-            block=hp.block,
-            output_layer=hp.output_layer,
-            init=hp.init,
+            info.num_heads, info.codebook_size, info.max_history + 1, self.network_config,
+            attention=hp.attention, output_layer=hp.output_layer, init=hp.init,
         )
 
     # -- training -----------------------------------------------------------------------
@@ -265,15 +253,4 @@ class LLaDARec(SemanticIdRecommender):
     # -- recommendation -----------------------------------------------------------------
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
         """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first."""
-        hp = self.hparams
-        return self.decode(
-            self.mask_predictor,
-            history,
-            k,
-            beam_size=hp.val_beam_size if stage == "val" else hp.beam_size,
-            num_steps=hp.num_steps,
-            order=hp.order,
-            constrained=hp.constrained,
-            temperature=hp.temperature,
-            chunk_size=hp.decode_chunk_size,
-        )
+        return self.decode(self.mask_predictor, history, k, **self.decoding.decode_args(stage), temperature=self.hparams.temperature)

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from llada_rec.models.transformer import BlockKind, TransformerEncoder, attention_mask
+from llada_rec.models.transformer import TransformerConfig, TransformerEncoder, attention_mask
 
 OutputLayer = Literal["tied", "untied"]
 InitScheme = Literal["gpt", "default"]
@@ -76,19 +76,14 @@ class MaskPredictor(nn.Module):
         num_heads: int,
         codebook_size: int,
         max_items: int,
-        d_model: int = 256,
-        num_layers: int = 4,
-        num_attention_heads: int = 8,
-        ffn_ratio: int = 4,
-        dropout: float = 0.1,
+        network: TransformerConfig = TransformerConfig(),
         attention: AttentionKind = "bidirectional",
-        block: BlockKind = "gpt",
         output_layer: OutputLayer = "tied",
         init: InitScheme = "gpt",
     ) -> None:
-        """``init``: "gpt" draws every Linear and Embedding weight from N(0, 0.02) (small
-        initial logits); "default" keeps PyTorch's (embeddings N(0, 1), Linear
-        Kaiming-uniform), as the authors' code."""
+        """``network``: the Transformer's sizes.  ``init``: "gpt" draws every Linear and
+        Embedding weight from N(0, 0.02) (small initial logits); "default" keeps PyTorch's
+        (embeddings N(0, 1), Linear Kaiming-uniform), as the authors' code."""
         super().__init__()
         if num_heads < 1 or codebook_size < 1 or max_items < 1:
             raise ValueError(f"num_heads, codebook_size and max_items must be >= 1, got {num_heads}, {codebook_size}, {max_items}")
@@ -104,11 +99,12 @@ class MaskPredictor(nn.Module):
         self.attention = attention
         self.pad_token = num_heads * codebook_size
         self.mask_token = num_heads * codebook_size + 1
+        d_model = network.d_model
         self.token_embedding = nn.Embedding(num_heads * codebook_size + 2, d_model)
         self.item_position_embedding = nn.Embedding(max_items, d_model)
         self.head_embedding = nn.Embedding(num_heads, d_model)
-        self.embedding_dropout = nn.Dropout(dropout)
-        self.encoder = TransformerEncoder(d_model, num_layers, num_attention_heads, ffn_ratio, dropout, block)
+        self.embedding_dropout = nn.Dropout(network.dropout)
+        self.encoder = TransformerEncoder(network)
         # untied: head m's [K, D] output matrix; tied: a view of the token embedding (see output_weight)
         self.untied_output = (
             nn.Linear(d_model, num_heads * codebook_size, bias=False) if output_layer == "untied" else None

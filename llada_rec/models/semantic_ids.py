@@ -11,10 +11,11 @@ from torch import Tensor
 
 from llada_rec.decoding import ItemCodeIndex, diffusion_beam_search
 from llada_rec.models.base import DataInfo, TrainedRecommender
+from llada_rec.models.configs import ConfigurableModel
 from llada_rec.models.mask_predictor import MaskPredictor
 
 
-class SemanticIdRecommender(TrainedRecommender):
+class SemanticIdRecommender(ConfigurableModel, TrainedRecommender):
     """Base class: ``item_code_table`` [N + 1, M] (row 0 = padding), kept as a buffer so a
     checkpoint predicts alone, and :meth:`decode`, the constrained beam search."""
 

@@ -12,6 +12,7 @@ Two block kinds (``block``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
@@ -21,6 +22,33 @@ from torch import Tensor
 
 BlockKind = Literal["gpt", "llama"]
 BLOCK_KINDS = ("gpt", "llama")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The sizes of a Transformer network (``TransformerEncoder``); LLaDA-Rec's by default.
+
+    Args:
+        d_model: width of every token state.
+        num_layers: Transformer blocks.
+        num_attention_heads: attention heads per block (must divide d_model).
+        ffn_ratio: MLP hidden size / d_model.
+        dropout: on the embeddings and every residual branch, in [0, 1).
+        block: "gpt" (LayerNorm, GELU, biases) or "llama" (RMSNorm, SwiGLU, no biases).
+    """
+
+    d_model: int = 256
+    num_layers: int = 4
+    num_attention_heads: int = 8
+    ffn_ratio: int = 4
+    dropout: float = 0.1
+    block: BlockKind = "gpt"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {self.block!r}")
 
 
 def attention_mask(padding_mask: Tensor, structure: Optional[Tensor] = None) -> Tensor:
@@ -177,24 +205,19 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """A stack of pre-norm layers with a final norm.
+    """A stack of pre-norm layers with a final norm, sized by a :class:`TransformerConfig`.
 
     forward(x [B, S, D], mask [B or 1, 1, S, S] bool) -> [B, S, D]; build the mask with
     :func:`attention_mask`.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        num_layers: int,
-        num_heads: int,
-        ffn_ratio: int = 4,
-        dropout: float = 0.1,
-        block: BlockKind = "gpt",
-    ) -> None:
+    def __init__(self, config: TransformerConfig = TransformerConfig()) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(d_model, num_heads, ffn_ratio, dropout, block) for _ in range(num_layers))
-        self.ln_final = norm_layer(d_model, block)
+        c = config
+        self.layers = nn.ModuleList(
+            TransformerLayer(c.d_model, c.num_attention_heads, c.ffn_ratio, c.dropout, c.block) for _ in range(c.num_layers)
+        )
+        self.ln_final = norm_layer(c.d_model, c.block)
 
     def forward(self, x: Tensor, mask: Tensor, num_outputs: Optional[int] = None) -> Tensor:
         """``num_outputs``: return only the last positions' states [B, num_outputs, D]; the

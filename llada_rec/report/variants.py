@@ -44,7 +44,7 @@ ORDER_NAMES = {"left_to_right": "Left2Right", "right_to_left": "Right2Left"}
 DEFAULT_NUM_STEPS = 4  # T = M = 4 (SPEC §5)
 
 #: settings that never define a variant: where files are, speed knobs, what is evaluated
-IGNORED_MODEL_ARGS = {"decode_chunk_size", "top_k", "metric_ks"}
+IGNORED_MODEL_ARGS = {"chunk_size", "decode_chunk_size", "top_k", "metric_ks"}  # decode_chunk_size: runs before DecodingConfig
 VARIANT_DATA_ARGS = ("kcore", "repeats", "max_history", "text_fields", "max_text_chars", "embedding_model", "pca_dim", "batch_size")
 #: settings :func:`named_variant` reads (not compared as plain hyperparameters)
 #: history / item loss modes other than the default, as a report names them
@@ -162,6 +162,8 @@ def fmt_value(value: Any) -> str:
 def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters runs are compared on (flat; model init args, seed, epochs, data)."""
     model_args = _section(_section(config, "model"), "init_args")
+    groups = {k for k, v in model_args.items() if isinstance(v, dict)}  # network, decoding: by field name, as in older flat runs
+    model_args = {**{k: v for k, v in model_args.items() if k not in groups}, **{f: v for g in groups for f, v in model_args[g].items()}}
     settings = {k: v for k, v in model_args.items() if k not in IGNORED_MODEL_ARGS}
     data = _section(config, "data")
     settings.update({f"data.{k}": data[k] for k in VARIANT_DATA_ARGS if k in data})

@@ -25,6 +25,8 @@ from llada_rec.data.dataset import PAD_ITEM
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines.common import FullRankingRecommender
 from llada_rec.models.baselines.sequence_encoder import ItemIdTransformer
+from llada_rec.models.configs import resolve_configs
+from llada_rec.models.transformer import TransformerConfig
 
 
 def cloze_mask(items: Tensor, mask_prob: float, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -42,17 +44,14 @@ class BERT4Rec(FullRankingRecommender):
     """Bidirectional self-attention with a cloze objective; recommends from an appended [MASK].
 
     Args:
-        d_model, num_layers, num_attention_heads, dropout: network size.
+        network: the bidirectional Transformer's sizes.
         mask_prob: share of history items masked in training (the target always is).
         lr, weight_decay, warmup_ratio: AdamW with linear warm-up then cosine decay.
     """
 
     def __init__(
         self,
-        d_model: int = 64,
-        num_layers: int = 2,
-        num_attention_heads: int = 2,
-        dropout: float = 0.2,
+        network: TransformerConfig = TransformerConfig(d_model=64, num_layers=2, num_attention_heads=2, dropout=0.2),
         mask_prob: float = 0.2,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -64,14 +63,11 @@ class BERT4Rec(FullRankingRecommender):
         if not 0.0 <= mask_prob <= 1.0:
             raise ValueError(f"mask_prob must lie in [0, 1], got {mask_prob}")
         self.save_hyperparameters()
+        (self.network_config,) = resolve_configs(self, network=network)
         self.network: Optional[ItemIdTransformer] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
-        hp = self.hparams
-        self.network = ItemIdTransformer(
-            info.num_items, info.max_history + 1, hp.d_model, hp.num_layers, hp.num_attention_heads, hp.dropout,
-            causal=False, mask_token=True,
-        )
+        self.network = ItemIdTransformer(info.num_items, info.max_history + 1, self.network_config, causal=False, mask_token=True)
 
     def with_mask_slot(self, history: Tensor) -> Tensor:
         """history [B, L] -> [B, L + 1] with [MASK] appended."""

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from llada_rec.data.dataset import SequenceData
 from llada_rec.models.base import DataInfo, SequentialRecommender, TrainedRecommender
+from llada_rec.models.configs import ConfigurableModel
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def top_k_items(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return items, top_scores
 
 
-class FullRankingRecommender(TrainedRecommender):
+class FullRankingRecommender(ConfigurableModel, TrainedRecommender):
     """Base of the neural models that score every item (SASRec, BERT4Rec, GRU4Rec, RPG).
 
     A subclass implements ``full_scores(history [B, L]) -> [B, N]`` (float32, column

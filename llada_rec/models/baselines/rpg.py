@@ -39,7 +39,9 @@ from llada_rec.data.dataset import PAD_ITEM
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines.common import FullRankingRecommender
 from llada_rec.models.baselines.sequence_encoder import ItemSequenceEncoder
+from llada_rec.models.configs import resolve_configs
 from llada_rec.models.semantic_ids import SemanticIdRecommender
+from llada_rec.models.transformer import TransformerConfig
 
 
 def item_log_probs(code_log_probs: Tensor, item_codes: Tensor) -> Tensor:
@@ -58,13 +60,11 @@ class RPGNetwork(ItemSequenceEncoder):
         num_heads: int,
         codebook_size: int,
         max_history: int,
-        d_model: int,
-        num_layers: int,
-        num_attention_heads: int,
-        dropout: float,
+        network: TransformerConfig,
         temperature: float,
     ) -> None:
-        super().__init__(max_history, d_model, num_layers, num_attention_heads, dropout, causal=True)
+        super().__init__(max_history, network, causal=True)
+        d_model = network.d_model
         self.num_heads = num_heads  # M
         self.codebook_size = codebook_size  # K
         self.temperature = temperature
@@ -90,17 +90,14 @@ class RPG(SemanticIdRecommender, FullRankingRecommender):
     """Parallel next-item semantic-ID prediction with exact full ranking.
 
     Args:
-        d_model, num_layers, num_attention_heads, dropout: network size.
+        network: the causal Transformer's sizes.
         temperature: divides the heads' cosine logits (RPG's default 0.07).
         lr, weight_decay, warmup_ratio: AdamW with linear warm-up then cosine decay.
     """
 
     def __init__(
         self,
-        d_model: int = 64,
-        num_layers: int = 2,
-        num_attention_heads: int = 2,
-        dropout: float = 0.1,
+        network: TransformerConfig = TransformerConfig(d_model=64, num_layers=2, num_attention_heads=2),
         temperature: float = 0.07,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -112,16 +109,13 @@ class RPG(SemanticIdRecommender, FullRankingRecommender):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.save_hyperparameters()
+        (self.network_config,) = resolve_configs(self, network=network)
         self.network: Optional[RPGNetwork] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         """Network plus the codes as buffer ``item_code_table`` [N + 1, M] (row 0 = padding)."""
         self.register_code_table(info, item_codes)
-        hp = self.hparams
-        self.network = RPGNetwork(
-            info.num_heads, info.codebook_size, info.max_history, hp.d_model, hp.num_layers, hp.num_attention_heads,
-            hp.dropout, hp.temperature,
-        )
+        self.network = RPGNetwork(info.num_heads, info.codebook_size, info.max_history, self.network_config, self.hparams.temperature)
 
     def code_log_probs(self, history: Tensor) -> Tensor:
         """[B, M, K] float32 log p_m(code | history) of the next item, per head."""

@@ -25,6 +25,8 @@ from torch import Tensor
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines.common import FullRankingRecommender
 from llada_rec.models.baselines.sequence_encoder import ItemIdTransformer
+from llada_rec.models.configs import resolve_configs
+from llada_rec.models.transformer import TransformerConfig
 
 SASRecLoss = Literal["ce", "bce"]
 SASREC_LOSSES = ("ce", "bce")
@@ -40,7 +42,7 @@ class SASRec(FullRankingRecommender):
     """Causal self-attention next-item model with full ranking over all items.
 
     Args:
-        d_model, num_layers, num_attention_heads, dropout: network size.
+        network: the causal Transformer's sizes.
         loss: "ce" (full softmax over all items) or "bce" (the original: one sampled
             negative per position).
         lr, weight_decay, warmup_ratio: AdamW with linear warm-up then cosine decay
@@ -49,10 +51,7 @@ class SASRec(FullRankingRecommender):
 
     def __init__(
         self,
-        d_model: int = 64,
-        num_layers: int = 2,
-        num_attention_heads: int = 2,
-        dropout: float = 0.2,
+        network: TransformerConfig = TransformerConfig(d_model=64, num_layers=2, num_attention_heads=2, dropout=0.2),
         loss: SASRecLoss = "ce",
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -64,15 +63,14 @@ class SASRec(FullRankingRecommender):
         if loss not in SASREC_LOSSES:
             raise ValueError(f"loss must be one of {SASREC_LOSSES}, got {loss!r}")
         self.save_hyperparameters()
+        (self.network_config,) = resolve_configs(self, network=network)
         self.network: Optional[ItemIdTransformer] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         hp = self.hparams
         if hp.loss == "bce" and info.num_items < 2:
             raise ValueError("the BCE loss samples a negative item other than the target: it needs at least 2 items")
-        self.network = ItemIdTransformer(
-            info.num_items, info.max_history, hp.d_model, hp.num_layers, hp.num_attention_heads, hp.dropout, causal=True
-        )
+        self.network = ItemIdTransformer(info.num_items, info.max_history, self.network_config, causal=True)
 
     def full_scores(self, history: Tensor) -> Tensor:
         """[B, N] float32 score of every item (column i - 1 = item i) from the last position."""

@@ -18,25 +18,24 @@ import torch.nn as nn
 from torch import Tensor
 
 from llada_rec.data.dataset import PAD_ITEM
-from llada_rec.models.transformer import TransformerEncoder, attention_mask
+from llada_rec.models.transformer import TransformerConfig, TransformerEncoder, attention_mask
 
 
 class ItemSequenceEncoder(nn.Module):
     """Item vectors [B, L, D] + padding [B, L] -> hidden states [B, L, D] (:meth:`encode`).
 
-    ``max_length``: the most elements a sequence may have; ``causal``: an element sees
-    itself and earlier ones only (else every non-padding element).
+    ``max_length``: the most elements a sequence may have; ``network``: the Transformer's
+    sizes; ``causal``: an element sees itself and earlier ones only (else every non-padding
+    element).
     """
 
-    def __init__(
-        self, max_length: int, d_model: int, num_layers: int, num_attention_heads: int, dropout: float, causal: bool
-    ) -> None:
+    def __init__(self, max_length: int, network: TransformerConfig, causal: bool) -> None:
         super().__init__()
         self.max_length = max_length
         self.causal = causal
-        self.position_embedding = nn.Embedding(max_length, d_model)  # counted back from the last element
-        self.embedding_dropout = nn.Dropout(dropout)
-        self.encoder = TransformerEncoder(d_model, num_layers, num_attention_heads, ffn_ratio=4, dropout=dropout)
+        self.position_embedding = nn.Embedding(max_length, network.d_model)  # counted back from the last element
+        self.embedding_dropout = nn.Dropout(network.dropout)
+        self.encoder = TransformerEncoder(network)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
 
     def encode(self, inputs: Tensor, padding: Tensor) -> Tensor:
@@ -61,17 +60,14 @@ class ItemIdTransformer(ItemSequenceEncoder):
         self,
         num_items: int,
         max_length: int,
-        d_model: int,
-        num_layers: int,
-        num_attention_heads: int,
-        dropout: float,
+        network: TransformerConfig,
         causal: bool,
         mask_token: bool = False,
     ) -> None:
-        super().__init__(max_length, d_model, num_layers, num_attention_heads, dropout, causal)
+        super().__init__(max_length, network, causal)
         self.num_items = num_items
         self.mask_item = num_items + 1 if mask_token else None
-        self.item_embedding = nn.Embedding(num_items + 1 + int(mask_token), d_model, padding_idx=PAD_ITEM)  # row 0 = padding
+        self.item_embedding = nn.Embedding(num_items + 1 + int(mask_token), network.d_model, padding_idx=PAD_ITEM)  # row 0 = padding
         nn.init.normal_(self.item_embedding.weight, std=0.02)
         with torch.no_grad():
             self.item_embedding.weight[PAD_ITEM].zero_()

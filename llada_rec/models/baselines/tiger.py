@@ -21,9 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from llada_rec.decoding import DecodingConfig
 from llada_rec.models.base import DataInfo
+from llada_rec.models.configs import resolve_configs
 from llada_rec.models.mask_predictor import MaskPredictor
 from llada_rec.models.semantic_ids import SemanticIdRecommender
+from llada_rec.models.transformer import TransformerConfig
 
 
 class CausalCodePredictor(MaskPredictor):
@@ -34,8 +37,8 @@ class CausalCodePredictor(MaskPredictor):
     (``MASKED`` = -1) may sit there.
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(attention="causal", **kwargs)
+    def __init__(self, num_heads: int, codebook_size: int, max_items: int, network: TransformerConfig) -> None:
+        super().__init__(num_heads, codebook_size, max_items, network, attention="causal")
 
     def sequence(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         if target_codes is None:
@@ -51,49 +54,39 @@ class TIGER(SemanticIdRecommender):
     """Generative retrieval over semantic IDs with an autoregressive Transformer.
 
     Args:
-        d_model, num_layers, num_attention_heads, ffn_ratio, dropout: network size.
-        lr, weight_decay, warmup_ratio: AdamW with warm-up and cosine decay (as LLaDA-Rec).
-        beam_size, val_beam_size: beams in test/predict and in validation (fewer than top_k:
-            fewer items, 0-padded; validation is greedy by default, as LLaDARec).
-        decode_chunk_size: rows (user x beam) per network call while decoding.
+        network: the causal Transformer's sizes.
+        lr: peak AdamW learning rate (warm-up, then cosine decay, as LLaDA-Rec).
+        weight_decay: AdamW weight decay (Linear weights only).
+        warmup_ratio: share of the steps in linear warm-up.
+        decoding: beams in test/predict and in validation (fewer than top_k: fewer items,
+            0-padded; validation is greedy by default, as LLaDARec); TIGER always decodes one
+            code per step, left to right (num_steps and order stay at their defaults).
+        top_k: items recommended per user.
+        metric_ks: the k of Recall@k and NDCG@k.
     """
 
     def __init__(
         self,
-        d_model: int = 128,
-        num_layers: int = 4,
-        num_attention_heads: int = 4,
-        ffn_ratio: int = 4,
-        dropout: float = 0.1,
+        network: TransformerConfig = TransformerConfig(d_model=128, num_attention_heads=4),
         lr: float = 1e-3,
         weight_decay: float = 0.05,
         warmup_ratio: float = 0.05,
-        beam_size: int = 50,
-        val_beam_size: int = 1,
-        decode_chunk_size: int = 4096,
+        decoding: DecodingConfig = DecodingConfig(),
         top_k: int = 10,
         metric_ks: Sequence[int] = (1, 5, 10),
     ) -> None:
         super().__init__(top_k=top_k, metric_ks=metric_ks)
         self.save_hyperparameters()
-        if min(beam_size, val_beam_size) < 1:  # as LLaDARec: fewer beams than top_k return fewer items (0-padded)
-            raise ValueError(f"beam_size={beam_size} and val_beam_size={val_beam_size} must be >= 1")
+        self.network_config, self.decoding = resolve_configs(self, network=network, decoding=decoding)
+        fixed = DecodingConfig()
+        if (self.decoding.num_steps, self.decoding.order) != (fixed.num_steps, fixed.order):
+            raise ValueError("TIGER decodes left to right, one code per step: leave decoding.num_steps and decoding.order at their defaults")
         self.network: Optional[CausalCodePredictor] = None
 
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
         """Network plus the codes as buffer ``item_code_table`` [N + 1, M] (row 0 = padding)."""
         self.register_code_table(info, item_codes)
-        hp = self.hparams
-        self.network = CausalCodePredictor(
-            num_heads=info.num_heads,
-            codebook_size=info.codebook_size,
-            max_items=info.max_history + 1,
-            d_model=hp.d_model,
-            num_layers=hp.num_layers,
-            num_attention_heads=hp.num_attention_heads,
-            ffn_ratio=hp.ffn_ratio,
-            dropout=hp.dropout,
-        )
+        self.network = CausalCodePredictor(info.num_heads, info.codebook_size, info.max_history + 1, self.network_config)
 
     def history_tokens(self, history: Tensor) -> tuple[Tensor, Tensor]:
         """history [B, L] items -> code tokens and padding [B, L*M]."""
@@ -109,14 +102,5 @@ class TIGER(SemanticIdRecommender):
     def recommend(self, history: Tensor, k: int, stage: str) -> tuple[Tensor, Tensor]:
         """Top-k items [B, k] (0 = none) and their total log-probabilities [B, k], best first:
         left to right, one code per step, each step constrained to prefixes of items (a trie)."""
-        hp = self.hparams
-        beam_size = hp.val_beam_size if stage == "val" else hp.beam_size
-        return self.decode(
-            self.network,
-            history,
-            k,
-            beam_size=beam_size,
-            num_steps=self.data_info.num_heads,
-            order="left_to_right",
-            chunk_size=hp.decode_chunk_size,
-        )
+        left_to_right = {"num_steps": self.data_info.num_heads, "order": "left_to_right"}
+        return self.decode(self.network, history, k, **{**self.decoding.decode_args(stage), **left_to_right})

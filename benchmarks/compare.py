@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from llada_rec.callbacks import TrainingClock
+from llada_rec.callbacks import TrainingClock, output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.models.configs import nest_flat_hparams
@@ -214,7 +214,7 @@ def run_model(
         max_time={"minutes": args.max_minutes} if args.max_minutes else None,
         num_sanity_val_steps=0,
         gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
-        callbacks=[checkpoint],  # the model adds its TrainingClock (configure_callbacks)
+        callbacks=[checkpoint, *output_writers()],  # metrics.json in the run dir; the model adds its TrainingClock (configure_callbacks)
         logger=CSVLogger(out, name=label or name),
         accelerator=args.accelerator,
         precision=args.precision,

@@ -1,17 +1,22 @@
 """Callbacks every run can use: checkpointing that a run can be resumed from exactly
-(``fit --ckpt_path last``), and the training clock (validation's share of the time, learning curves)."""
+(``fit --ckpt_path last``), the training clock (validation's share of the time, learning curves),
+and the run's output files (``metrics.json`` after ``test``, ``predictions.jsonl`` after ``predict``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from llada_rec.utils import atomic_write_text, run_dir
 
 
 def rng_states() -> dict[str, Any]:
@@ -121,3 +126,83 @@ class TrainingClock(Callback):
             {"time/train_s": epoch_s - self._epoch_val_s, "time/val_s": self._epoch_val_s, "time/val_share": self._epoch_val_s / epoch_s},
             on_step=False, on_epoch=True,
         )
+
+
+class RunFileWriter(Callback):
+    """A callback that writes one file into the run directory (:func:`llada_rec.utils.run_dir`):
+    ``output_dir`` when set (the CLI sets it for test/predict of a trained run), else the
+    logger's version directory, else the trainer's root dir.  Rank 0 writes, atomically."""
+
+    filename = ""
+
+    def __init__(self, output_dir: Optional[str] = None) -> None:
+        self.output_dir = output_dir
+
+    def path(self, trainer: L.Trainer) -> Path:
+        """The file's path; a collective call under DDP (every rank must ask)."""
+        return run_dir(trainer, self.output_dir) / self.filename
+
+
+class MetricsWriter(RunFileWriter):
+    """``metrics.json`` at the end of ``test``: every logged ``test/...`` metric, sorted by name."""
+
+    filename = "metrics.json"
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        path = self.path(trainer)
+        if trainer.is_global_zero:
+            atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+class PredictionsWriter(RunFileWriter):
+    """``predictions.jsonl`` at the end of ``predict``: one JSON line per sample, in sample order.
+
+    ``predict_step`` returns ``{"sample": [B], "items": [B, k], "scores": [B, k]}``; rows are
+    gathered from every rank (a sample a sampler repeats counts once) and described by the
+    DataModule's ``describe_prediction(sample, items, scores)`` (user, history, item ids, target)
+    when it has one, else written as they are.
+    """
+
+    filename = "predictions.jsonl"
+
+    def __init__(self, output_dir: Optional[str] = None) -> None:
+        super().__init__(output_dir)
+        self._rows: list[dict[str, Any]] = []
+
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._rows = []
+
+    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        if outputs is not None:
+            self._rows += prediction_rows(outputs)
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rows, self._rows = self._rows, []
+        if trainer.world_size > 1:
+            gathered: list[list[dict[str, Any]]] = [None] * trainer.world_size  # type: ignore[list-item]
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [r for part in gathered for r in part]
+        path = self.path(trainer)
+        if not trainer.is_global_zero:
+            return
+        unique = {r["sample"]: r for r in rows}  # a sample repeated by a sampler counts once
+        describe = getattr(trainer.datamodule, "describe_prediction", None)
+        lines = [json.dumps(describe(s, r["items"], r["scores"]) if describe else r) for s, r in sorted(unique.items())]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} recommendations to {path}")
+
+
+def prediction_rows(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One batch of ``predict_step`` outputs as plain rows (scores rounded to 6 decimals)."""
+    items, scores = outputs["items"], outputs["scores"]
+    return [
+        {"sample": int(outputs["sample"][i]), "items": items[i].tolist(), "scores": [round(float(s), 6) for s in scores[i]]}
+        for i in range(items.shape[0])
+    ]
+
+
+def output_writers() -> list[Callback]:
+    """The callbacks every entry point registers: ``metrics.json`` and ``predictions.jsonl``."""
+    return [MetricsWriter(), PredictionsWriter()]

@@ -24,6 +24,7 @@ from lightning.pytorch.trainer.states import TrainerStatus
 import llada_rec.models  # noqa: F401  (registers the model classes: --model LLaDARec works)
 import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
+from llada_rec.callbacks import RunFileWriter, output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
@@ -269,6 +270,7 @@ class LLaDARecCLI(LightningCLI):
             run=run,
             auto_configure_optimizers=False,
             save_config_callback=SaveAndLogConfigCallback,
+            trainer_defaults={"callbacks": output_writers()},  # metrics.json, predictions.jsonl
             parser_class=ArgumentParser,
             **kwargs,
         )
@@ -392,7 +394,8 @@ class LLaDARecCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         if self._output_dir is not None and self.subcommand in ("test", "predict"):
-            self.model.output_dir = str(self._output_dir)
+            for writer in (c for c in self.trainer.callbacks if isinstance(c, RunFileWriter)):
+                writer.output_dir = str(self._output_dir)
             for callback in self.trainer.callbacks:
                 if isinstance(callback, SaveAndLogConfigCallback):
                     callback.output_dir = str(self._output_dir)

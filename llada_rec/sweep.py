@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 import yaml
 
 from llada_rec.lightning_cli import LLaDARecCLI
-from llada_rec.utils import UserError, atomic_write_text
+from llada_rec.utils import UserError, atomic_write_text, run_dir
 
 METHODS = ("grid", "random", "bayes")
 DISTRIBUTIONS = ("categorical", "constant", "uniform", "log_uniform_values", "int_uniform")
@@ -297,10 +297,10 @@ def fit_and_test(args: Sequence[str]) -> dict[str, Any]:
         trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path)
     finally:
         _finish_wandb(trainer)
-    run_dir = Path(trainer.log_dir or trainer.default_root_dir)
-    metrics_file = run_dir / "metrics.json"
+    directory = run_dir(trainer)
+    metrics_file = directory / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-    return {"run_dir": str(run_dir), "metrics": metrics, "monitor": monitor, "best_score": best_score}
+    return {"run_dir": str(directory), "metrics": metrics, "monitor": monitor, "best_score": best_score}
 
 
 def _finish_wandb(trainer: Any) -> None:

@@ -7,7 +7,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 class UserError(Exception):
@@ -59,3 +62,16 @@ def sha256_hex(*parts: bytes | str) -> str:
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()
+
+
+def run_dir(trainer: "L.Trainer", output_dir: Optional[str | os.PathLike] = None) -> Path:
+    """Where a run writes its files (metrics, predictions, semantic IDs): ``output_dir`` when
+    given (the CLI's for test/predict of a trained run), else the logger's version directory,
+    else the trainer's root dir.
+
+    Without ``output_dir`` this reads ``trainer.log_dir``, which under DDP broadcasts from
+    rank 0: every rank must call it.
+    """
+    if output_dir:
+        return Path(output_dir)
+    return Path(trainer.log_dir or trainer.default_root_dir)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from llada_rec.callbacks import output_writers
 from llada_rec.data.dataset import SequenceData
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import BERT4Rec, GRU4Rec, RPG, SASRec, TIGER, ItemTransitions, MostPopular
@@ -266,7 +267,7 @@ def write_lcrec(path: Path) -> None:
 def tiny_trainer(root: Path, max_epochs: int = 1) -> L.Trainer:
     return L.Trainer(
         max_epochs=max_epochs, default_root_dir=root, logger=False, accelerator="cpu", devices=1,
-        enable_progress_bar=False, enable_model_summary=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=output_writers(),
     )
 
 

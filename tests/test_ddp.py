@@ -7,6 +7,7 @@ import lightning as L
 import pytest
 from lightning.pytorch.loggers import CSVLogger
 
+from llada_rec.callbacks import output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import ItemTransitions
 
@@ -36,6 +37,7 @@ def run(tmp_path: Path, data_dir: Path, devices: int, ckpt: Path) -> tuple[dict,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=output_writers(),
     )
     dm = RecDataModule(format="lcrec", path=str(data_dir), kcore=0, batch_size=2, eval_batch_size=2)
     model = ItemTransitions()

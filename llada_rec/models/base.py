@@ -2,15 +2,14 @@
 
 A subclass builds its network in :meth:`build` (the sizes come from the data, which the
 DataModule knows only after ``setup``) and ranks items in :meth:`recommend`; everything else
-(Recall/NDCG, ``metrics.json``, the predictions file, DDP bookkeeping) lives here once.
+(Recall/NDCG logged in test and validation, predictions returned by ``predict_step``, DDP
+bookkeeping) lives here once.  The files (``metrics.json``, ``predictions.jsonl``) are written
+by callbacks the entry points register (:func:`llada_rec.callbacks.output_writers`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import lightning as L
@@ -22,7 +21,6 @@ from llada_rec.callbacks import TrainingClock
 from llada_rec.data.info import DataInfo  # noqa: F401  (re-exported: models import it from here)
 from llada_rec.metrics import NDCGAtK, RecallAtK
 from llada_rec.models.optim import adamw_warmup_cosine
-from llada_rec.utils import atomic_write_text
 
 
 class SequentialRecommender(L.LightningModule):
@@ -41,9 +39,7 @@ class SequentialRecommender(L.LightningModule):
         self.data_info: Optional[DataInfo] = None
         self.val_metrics = ranking_metrics(self.metric_ks, prefix="val/")
         self.test_metrics = ranking_metrics(self.metric_ks, prefix="test/")
-        self._predictions: list[dict[str, Any]] = []
         self._valid_unique = [0, 0]  # [valid-and-unique returned items, returned items]
-        self.output_dir: Optional[str] = None  # where test/predict write; see run_dir()
 
     # -- to implement -------------------------------------------------------------------
     def build(self, info: DataInfo, item_codes: Optional[Tensor] = None) -> None:
@@ -126,41 +122,13 @@ class SequentialRecommender(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_valid_unique("test")
-        results = {k: float(v) for k, v in self.test_metrics.compute().items()}
-        results["test/valid_unique"] = float(self.trainer.callback_metrics.get("test/valid_unique", 0.0))
-        directory = run_dir(self.trainer)  # a collective call under DDP: every rank asks
-        if self.trainer.is_global_zero:
-            path = Path(directory) / "metrics.json"
-            atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
 
     # -- prediction ---------------------------------------------------------------------
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """``{"sample": [B], "items": [B, k], "scores": [B, k]}``: the batch's recommendations
+        (:class:`llada_rec.callbacks.PredictionsWriter` writes them)."""
         items, scores = self.recommend(batch["history"], self.top_k, "predict")
-        for i in range(items.shape[0]):
-            self._predictions.append(
-                {
-                    "sample": int(batch["sample"][i]),
-                    "items": items[i].tolist(),
-                    "scores": [round(float(s), 6) for s in scores[i]],
-                }
-            )
-
-    def on_predict_epoch_end(self) -> None:
-        dm = self.trainer.datamodule
-        rows = self._predictions
-        self._predictions = []
-        if self.trainer.world_size > 1:
-            gathered: list[list[dict[str, Any]]] = [None] * self.trainer.world_size  # type: ignore[list-item]
-            torch.distributed.all_gather_object(gathered, rows)
-            rows = [r for part in gathered for r in part]
-        directory = run_dir(self.trainer)  # a collective call under DDP: every rank asks
-        if not self.trainer.is_global_zero:
-            return
-        unique = {r["sample"]: r for r in rows}  # a sample repeated by a sampler counts once
-        path = Path(directory) / "predictions.jsonl"
-        lines = [json.dumps(dm.describe_prediction(s, r["items"], r["scores"])) for s, r in sorted(unique.items())]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-        print(f"wrote {len(lines)} recommendations to {path}")
+        return {"sample": batch["sample"], "items": items, "scores": scores}
 
 
 class TrainedRecommender(SequentialRecommender):
@@ -202,14 +170,3 @@ def ranking_metrics(ks: Sequence[int], prefix: str) -> MetricCollection:
         metrics[f"ndcg@{k}"] = NDCGAtK(k)
     return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
-
-def run_dir(trainer: L.Trainer) -> str:
-    """Where a run writes its files: the module's ``output_dir`` when set (the CLI sets it for
-    test/predict with a checkpoint: that checkpoint's run, or ``--output_dir``), else the
-    logger's version directory, else the root dir.
-
-    Under DDP ``trainer.log_dir`` broadcasts from rank 0, so every rank must call this.
-    """
-    directory = getattr(trainer.lightning_module, "output_dir", None) or trainer.log_dir or trainer.default_root_dir
-    os.makedirs(directory, exist_ok=True)
-    return directory

@@ -25,6 +25,7 @@ from torch import Tensor
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash, usage_per_head
 from llada_rec.tokenizers.collisions import collision_rate, resolve_collisions
 from llada_rec.tokenizers.quantizers import perplexity
+from llada_rec.utils import run_dir
 
 
 class SemanticIdTokenizer(L.LightningModule):
@@ -199,4 +200,4 @@ class SemanticIdTokenizer(L.LightningModule):
         self.artifact_path = directory
 
     def _default_artifact_dir(self) -> Path:
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir) / "semantic_ids"
+        return run_dir(self.trainer) / "semantic_ids"

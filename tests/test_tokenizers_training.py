@@ -50,6 +50,31 @@ def test_multihead_vqvae_fit_writes_unique_artifact_from_best_state(tmp_path):
     assert ids.tokenizer["init_args"]["num_heads"] == 3
 
 
+@pytest.mark.parametrize("keep_state", ["last", "lowest_collision_rate"])
+def test_keep_state_picks_the_weights_that_code_the_items(tmp_path, keep_state):
+    states: dict[int, dict[str, torch.Tensor]] = {}
+
+    class RecordStates(L.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            states[trainer.current_epoch] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    model = MultiHeadVQVAE(num_heads=3, codebook_size=16, code_dim=4, hidden_dims=(32,), keep_state=keep_state)
+    torch.manual_seed(0)
+    trainer = L.Trainer(max_epochs=4, default_root_dir=tmp_path, callbacks=[RecordStates()], **QUIET)
+    trainer.fit(model, datamodule=_item_data(_clustered()))
+    chosen = 3 if keep_state == "last" else model.best_epoch
+    assert sorted(states) == [0, 1, 2, 3] and model.best_epoch is not None  # validated either way
+    final = model.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in states[chosen].items())
+    ids = SemanticIds.load(model.artifact_path)
+    assert ids.stats["best_epoch"] == model.best_epoch
+
+
+def test_keep_state_is_checked():
+    with pytest.raises(ValueError, match="keep_state"):
+        MultiHeadVQVAE(keep_state="best")
+
+
 @pytest.mark.parametrize(
     "model",
     [

@@ -13,7 +13,7 @@ sub-vectors (LLaDA-Rec) or M residual levels on one vector (RQ-VAE).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import torch
 from torch import Tensor
@@ -27,6 +27,8 @@ from llada_rec.tokenizers.quantizers import (
     mlp,
     perplexity,
 )
+
+KEEP_STATES = ("last", "lowest_collision_rate")
 
 
 class VQAutoencoder(SemanticIdTokenizer):
@@ -43,9 +45,13 @@ class VQAutoencoder(SemanticIdTokenizer):
         weight_decay: float = 1e-4,
         dead_code_steps: int = 50,
         seed: int = 0,
+        keep_state: Literal["last", "lowest_collision_rate"] = "lowest_collision_rate",
         artifact_dir: Optional[str] = None,
     ) -> None:
         super().__init__(num_heads, codebook_size, artifact_dir)
+        if keep_state not in KEEP_STATES:
+            raise ValueError(f"keep_state must be one of {KEEP_STATES}, got {keep_state!r}")
+        self.keep_state = keep_state
         if code_dim < 1 or any(h < 1 for h in hidden_dims):
             raise ValueError(f"code_dim and hidden_dims must be positive, got {code_dim} and {list(hidden_dims)}")
         self.save_hyperparameters()

@@ -38,6 +38,8 @@ class SemanticIdTokenizer(L.LightningModule):
     """
 
     data_view = "items"
+    #: which trained state codes the items: "lowest_collision_rate" (validated epochs) or "last"
+    keep_state = "lowest_collision_rate"
 
     def __init__(self, num_heads: int, codebook_size: int, artifact_dir: Optional[str] = None) -> None:
         super().__init__()
@@ -155,7 +157,8 @@ class SemanticIdTokenizer(L.LightningModule):
         if rate <= self.best_collision_rate:  # ties: the later, longer-trained state
             self.best_collision_rate = rate
             self.best_epoch = self.current_epoch
-            self._best_state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+            if self.keep_state == "lowest_collision_rate":
+                self._best_state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
 
     # -- end of fit: codes for every item, unique, artifact ------------------------------------
     def on_fit_start(self) -> None:

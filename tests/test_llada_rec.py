@@ -277,6 +277,29 @@ def test_sequence_history_loss_by_hand(monkeypatch):
     assert _sequence_loss_with_mask(monkeypatch, model, other, mask, ratio) != pytest.approx(loss, rel=1e-3)
 
 
+@pytest.mark.parametrize("attention", ["bidirectional", "cached_history"])
+def test_item_mask_draws_average_the_loss_over_independent_draws(attention):
+    model = make_model(attention=attention, item_mask_draws=3).eval()
+    batch = collate(toy_samples()[:6])
+    predictor = model.mask_predictor
+    history_codes = model.item_code_table[batch["history"]]
+    history_tokens, token_padding = predictor.history_tokens(history_codes, batch["history"] == 0)
+    target_codes = model.item_code_table[batch["target"]]  # [B, M]
+    torch.manual_seed(11)
+    loss = model.item_loss(history_tokens, token_padding, target_codes)
+    # the same draws by hand: 3 masks per sample (a sample's draws adjacent), each scored alone
+    torch.manual_seed(11)
+    ratio = llada_module.sample_mask_ratio(18, "cpu")
+    mask = sample_target_mask(ratio, M)
+    weight_ratio = (ratio / prob_any_masked(ratio, M))[:, None]
+    targets = target_codes.repeat_interleave(3, dim=0)
+    logits = predictor.target_logits(history_tokens.repeat_interleave(3, dim=0), token_padding.repeat_interleave(3, dim=0), targets.masked_fill(mask, -1))
+    expected = masked_diffusion_loss(logits / model.hparams.temperature, targets, mask, weight_ratio, float(M))
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="item_mask_draws"):
+        make_model(item_mask_draws=0)
+
+
 def test_ablation_switches_turn_terms_off():
     batch = collate(toy_samples()[:8])
     full = make_model(alpha=2.0)

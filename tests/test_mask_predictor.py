@@ -256,3 +256,25 @@ def test_untied_output_is_its_own_parameter_and_init_schemes():
         llama_predictor(output_layer="shared")
     with pytest.raises(ValueError, match="block"):
         llama_predictor(block="mamba")
+
+
+def test_shared_history_targets_equal_each_target_alone():
+    model = tiny_predictor("cached_history").eval()
+    history_codes, history_padding, _ = random_sequence(batch_size=3, length=4)
+    history_padding[0, :2] = True  # a shorter, left-padded history
+    history_tokens, token_padding = model.history_tokens(history_codes, history_padding)
+    g = torch.Generator().manual_seed(5)
+    targets = torch.randint(0, K, (3, 3, M), generator=g)
+    targets[torch.rand(3, 3, M, generator=g) < 0.5] = -1  # partly masked, differently per draw
+    shared = model.shared_history_target_logits(history_tokens, token_padding, targets)  # [B, n, M, K]
+    alone = torch.stack([model.target_logits(history_tokens, token_padding, targets[:, j]) for j in range(3)], dim=1)
+    assert shared.shape == (3, 3, M, K)
+    torch.testing.assert_close(shared, alone)
+
+
+def test_shared_history_needs_the_cached_history_attention():
+    model = tiny_predictor("bidirectional")
+    history_codes, history_padding, targets = random_sequence()
+    history_tokens, token_padding = model.history_tokens(history_codes, history_padding)
+    with pytest.raises(ValueError, match="cached_history"):
+        model.shared_history_target_logits(history_tokens, token_padding, targets[:, None])

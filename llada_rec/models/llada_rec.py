@@ -140,6 +140,7 @@ class LLaDARec(SemanticIdRecommender):
         warmup_ratio: float = 0.1,
         history_mask: HistoryMask = "sequence_per_item",
         item_mask: ItemMask = "ratio",
+        item_mask_draws: int = 1,
         decoding: DecodingConfig = DecodingConfig(),
         top_k: int = 10,
         metric_ks: Sequence[int] = (1, 5, 10),
@@ -158,6 +159,8 @@ class LLaDARec(SemanticIdRecommender):
             warmup_ratio: share of the steps in linear warm-up, then cosine decay.
             history_mask: L_His's mode (module docstring); "none" drops it.
             item_mask: L_Item's mode (module docstring); "none" drops it.
+            item_mask_draws: target masks drawn per sample for L_Item; with
+                ``attention="cached_history"`` the draws share one history pass.
             decoding: beam sizes, steps T, order; fewer beams than top_k return fewer items (0-padded).
             top_k: items recommended per user.
             metric_ks: the k of Recall@k and NDCG@k.
@@ -169,6 +172,8 @@ class LLaDARec(SemanticIdRecommender):
             raise ValueError(f"history_mask must be one of {HISTORY_MASKS}, got {history_mask!r}")
         if item_mask not in ITEM_MASKS:
             raise ValueError(f"item_mask must be one of {ITEM_MASKS}, got {item_mask!r}")
+        if item_mask_draws < 1:
+            raise ValueError(f"item_mask_draws must be >= 1, got {item_mask_draws}")
         if history_mask == "none" and item_mask == "none":
             raise ValueError("history_mask='none' with item_mask='none' leaves no training loss")
         if temperature <= 0:
@@ -192,19 +197,30 @@ class LLaDARec(SemanticIdRecommender):
 
     # -- training -----------------------------------------------------------------------
     def item_loss(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
-        """L_Item: the target's tokens masked (``item_mask`` draw), history fully visible, / M."""
+        """L_Item: the target's tokens masked (``item_mask`` draw, ``item_mask_draws`` draws
+        per sample), history fully visible, / M; averaged over samples and draws."""
         batch_size, num_heads = target_codes.shape
+        draws = self.hparams.item_mask_draws
+        rows = batch_size * draws
         if self.hparams.item_mask == "count":
-            mask, ratio = sample_subset_mask(target_codes.new_zeros(batch_size, 1, dtype=torch.bool), num_heads)
-            mask, ratio = mask[:, 0], ratio[:, 0]  # [B, M]
+            mask, ratio = sample_subset_mask(target_codes.new_zeros(rows, 1, dtype=torch.bool), num_heads)
+            mask, ratio = mask[:, 0], ratio[:, 0]  # [B*n, M]
         else:
-            ratio = sample_mask_ratio(batch_size, target_codes.device)
-            mask = sample_target_mask(ratio, num_heads)  # [B, M], >= 1 masked per row
+            ratio = sample_mask_ratio(rows, target_codes.device)
+            mask = sample_target_mask(ratio, num_heads)  # [B*n, M], >= 1 masked per row
             # masks are drawn given >= 1 masked: weight 1/r * P(>= 1 masked | r) keeps SPEC's expectation
             ratio = (ratio / prob_any_masked(ratio, num_heads))[:, None]
-        noisy_target = target_codes.masked_fill(mask, MASKED_CODE)
-        logits = self.mask_predictor.target_logits(history_tokens, history_padding, noisy_target)
-        return masked_diffusion_loss(logits.float() / self.hparams.temperature, target_codes, mask, ratio, float(num_heads))
+        targets = target_codes.repeat_interleave(draws, dim=0) if draws > 1 else target_codes  # [B*n, M], a sample's draws adjacent
+        noisy_target = targets.masked_fill(mask, MASKED_CODE)
+        predictor = self.mask_predictor
+        if draws > 1 and predictor.attention == "cached_history":  # one history pass serves every draw
+            logits = predictor.shared_history_target_logits(history_tokens, history_padding, noisy_target.view(batch_size, draws, num_heads))
+            logits = logits.reshape(rows, num_heads, -1)
+        elif draws > 1:
+            logits = predictor.target_logits(history_tokens.repeat_interleave(draws, dim=0), history_padding.repeat_interleave(draws, dim=0), noisy_target)
+        else:
+            logits = predictor.target_logits(history_tokens, history_padding, noisy_target)
+        return masked_diffusion_loss(logits.float() / self.hparams.temperature, targets, mask, ratio, float(num_heads))
 
     def history_loss(self, history_codes: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
         """L_His in the ``history_mask`` mode; history_codes [B, L, M], history_padding [B, L],

@@ -187,6 +187,28 @@ class MaskPredictor(nn.Module):
         tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
         return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads, unpadded=unpadded))
 
+    def shared_history_target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
+        """Logits [B, n, M, K] of n partial targets per user, target_codes [B, n, M] (-1 =
+        masked), in one pass over [history ; target_1 .. target_n] (``cached_history`` only):
+        the history attends to itself, target j to the history and to itself, so each equals
+        :meth:`target_logits` of that target alone while the history runs once."""
+        if self.attention != "cached_history":
+            raise ValueError(f"sharing the history between targets needs attention='cached_history', this model has {self.attention!r}")
+        batch_size, draws, num_heads = target_codes.shape
+        history_items = history_tokens.shape[1] // num_heads
+        if history_items + 1 > self.max_items:
+            raise ValueError(f"history of {history_items} items, more than max_items - 1 = {self.max_items - 1}")
+        device = history_tokens.device
+        tokens = torch.cat([history_tokens, self.code_tokens(target_codes).reshape(batch_size, -1)], dim=1)
+        padding = torch.cat([history_padding, history_padding.new_zeros(batch_size, draws * num_heads)], dim=1)
+        item = torch.arange(history_items + draws, device=device).repeat_interleave(num_heads)  # [S]
+        item_position = (history_items - item).clamp(min=0)  # history counted back from the target, every target 0
+        head = torch.arange(num_heads, device=device).repeat(history_items + draws)
+        x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        structure = (item[None, :] < history_items) | (item[None, :] == item[:, None])  # [S, S] (query, key)
+        hidden = self.encoder(self.embedding_dropout(x), attention_mask(padding, structure), draws * num_heads)
+        return self.head_logits(hidden).view(batch_size, draws, num_heads, -1)
+
     # -- decoding with a history cache (attention="cached_history") ----------------------
     def history_cache(self, history_tokens: Tensor, history_padding: Tensor) -> HistoryCache:
         """Every layer's keys and values of the history, computed once per user.

@@ -46,7 +46,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "--tokenizer-override", str(tokenizer), "--seeds", *map(str, SEEDS), "--alphas", *map(str, ALPHAS),
         "--no-extra-seeds", "--out", str(root / "out"), "--",
         "--data.generate_demo=false", f"--data.cache_dir={root / 'cache'}", "--data.pca_dim=32",  # OPQ needs items >= dims
-        "--model.init_args.val_beam_size=5", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.init_args.decoding.val_beam_size=5", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.default_root_dir={root / 'root'}",
     ]  # fmt: skip
     threads = torch.get_num_threads()
@@ -76,7 +76,7 @@ def test_every_variant_runs_at_the_budget_and_decoding_ones_reuse_the_full_check
     for name, seed in expected:
         config = yaml.safe_load((out / name / f"seed_{seed}" / "config.yaml").read_text())
         assert config["seed_everything"] == seed and config["trainer"]["max_epochs"] == 1
-        assert config["model"]["init_args"]["d_model"] == 32 and config["data"]["test_max_users"] == 60
+        assert config["model"]["init_args"]["network"]["d_model"] == 32 and config["data"]["test_max_users"] == 60
         if name in DECODING:  # the full model's best checkpoint of the same seed, not a training
             assert Path(config["ckpt_path"]).parent == out / "full" / f"seed_{seed}" / "checkpoints"
             assert not (out / name / f"seed_{seed}" / "checkpoints").exists()
@@ -108,7 +108,8 @@ def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> N
         run = by_dir[(path.stem, "seed_0")]
         init_args = (yaml.safe_load(path.read_text()).get("model") or {}).get("init_args") or {}
         for key, value in init_args.items():  # the run carries what its config changes ...
-            assert run.settings[key] == value, (path.stem, key)
+            for key, value in value.items() if isinstance(value, dict) else [(key, value)]:  # a group's fields by name
+                assert run.settings[key] == value, (path.stem, key)
         assert run.family not in (None, "other"), path.stem  # ... and the report names it for that
         labels[path.stem] = run.label
     assert len(set(labels.values())) == len(labels)  # every variant told apart

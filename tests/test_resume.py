@@ -57,8 +57,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         "--data.format=lcrec", "--data.path", str(root / "data"), "--data.category=null", "--data.kcore=0",
         "--data.generate_demo=false", "--data.cache_dir", str(cache), "--data.batch_size=8",
         "--data.semantic_ids", str(root / "ids"), "--data.tokenizer_config=null",
-        "--model.init_args.d_model=16", "--model.init_args.num_layers=1", "--model.init_args.num_attention_heads=2",
-        "--model.init_args.beam_size=4", "--model.init_args.val_beam_size=4", "--model.init_args.num_steps=2",
+        "--model.init_args.network.d_model=16", "--model.init_args.network.num_layers=1", "--model.init_args.network.num_attention_heads=2",
+        "--model.init_args.decoding.beam_size=4", "--model.init_args.decoding.val_beam_size=4", "--model.init_args.decoding.num_steps=2",
         "--trainer.max_epochs=3", "--trainer.log_every_n_steps=1", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
     ]  # fmt: skip

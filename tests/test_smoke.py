@@ -48,8 +48,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             recommender = [
                 "--config", str(experiments / "demo.yaml"), *data,
                 "--data.semantic_ids", str(artifact), "--data.tokenizer_config=null",
-                "--model.init_args.d_model=32", "--model.init_args.num_layers=1", "--model.init_args.num_attention_heads=2",
-                "--model.init_args.beam_size=10", "--model.init_args.val_beam_size=5",
+                "--model.init_args.network.d_model=32", "--model.init_args.network.num_layers=1", "--model.init_args.network.num_attention_heads=2",
+                "--model.init_args.decoding.beam_size=10", "--model.init_args.decoding.val_beam_size=5",
                 "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
                 "--trainer.logger.init_args.save_dir=runs", "--trainer.logger.init_args.version=smoke",
             ]  # fmt: skip

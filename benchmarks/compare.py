@@ -206,7 +206,9 @@ def run_model(
     semantic_ids, tokenizer_s = semantic_ids_for(name, args, out)
     L.seed_everything(args.seed, workers=True, verbose=False)
     model_overrides = {k: v for k, v in (overrides or {}).items() if not k.startswith("data.")}
-    datamodule = data_module(args, semantic_ids, **{k[5:]: v for k, v in (overrides or {}).items() if k.startswith("data.")})
+    data_overrides = {k[5:]: v for k, v in (overrides or {}).items() if k.startswith("data.")}
+    semantic_ids = data_overrides.pop("semantic_ids", semantic_ids)  # a variant's own artifact wins
+    datamodule = data_module(args, semantic_ids, **data_overrides)
     model = make_model(name, args, model_overrides)
     checkpoint = ModelCheckpoint(monitor=MONITOR, mode="max", save_top_k=1)  # in the logger's run directory
     trainer_args: dict[str, Any] = dict(

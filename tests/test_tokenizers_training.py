@@ -35,7 +35,7 @@ def _fit(model, data, tmp_path, max_epochs: int = 2) -> SemanticIds:
 def test_multihead_vqvae_fit_writes_unique_artifact_from_best_state(tmp_path):
     embeddings = _clustered()
     data = _item_data(embeddings)
-    model = MultiHeadVQVAE(num_heads=3, codebook_size=16, code_dim=4, hidden_dims=(32,))
+    model = MultiHeadVQVAE(num_heads=3, codebook_size=16, code_dim=4, hidden_dims=(32,), keep_state="lowest_collision_rate")
     ids = _fit(model, data, tmp_path, max_epochs=3)
     assert model.artifact_path == tmp_path / "semantic_ids"  # default: <log dir>/semantic_ids
     assert ids.codes.shape == (240, 3) and len(np.unique(ids.codes, axis=0)) == 240
@@ -174,7 +174,7 @@ def test_checkpoint_rebuilds_network_and_keeps_best_state(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     data = _item_data(_clustered())
-    model = MultiHeadVQVAE(num_heads=2, codebook_size=16, code_dim=4, hidden_dims=(16,))
+    model = MultiHeadVQVAE(num_heads=2, codebook_size=16, code_dim=4, hidden_dims=(16,), keep_state="lowest_collision_rate")
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/collision_rate", mode="min", save_last=True)
     trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[checkpoint])

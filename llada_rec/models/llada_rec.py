@@ -129,13 +129,13 @@ class LLaDARec(SemanticIdRecommender):
 
     def __init__(
         self,
-        network: TransformerConfig = TransformerConfig(),
+        network: TransformerConfig = TransformerConfig(block="llama"),
         attention: AttentionKind = "bidirectional",
-        output_layer: OutputLayer = "tied",
-        init: InitScheme = "gpt",
+        output_layer: OutputLayer = "untied",
+        init: InitScheme = "default",
         alpha: float = 3.5,
         temperature: float = 1.0,
-        lr: float = 3e-3,
+        lr: float = 6e-3,
         weight_decay: float = 0.05,
         warmup_ratio: float = 0.1,
         history_mask: HistoryMask = "sequence_per_item",

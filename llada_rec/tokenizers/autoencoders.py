@@ -45,7 +45,7 @@ class VQAutoencoder(SemanticIdTokenizer):
         weight_decay: float = 1e-4,
         dead_code_steps: int = 50,
         seed: int = 0,
-        keep_state: Literal["last", "lowest_collision_rate"] = "lowest_collision_rate",
+        keep_state: Literal["last", "lowest_collision_rate"] = "last",
         artifact_dir: Optional[str] = None,
     ) -> None:
         super().__init__(num_heads, codebook_size, artifact_dir)

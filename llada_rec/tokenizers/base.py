@@ -39,7 +39,7 @@ class SemanticIdTokenizer(L.LightningModule):
 
     data_view = "items"
     #: which trained state codes the items: "lowest_collision_rate" (validated epochs) or "last"
-    keep_state = "lowest_collision_rate"
+    keep_state = "last"
 
     def __init__(self, num_heads: int, codebook_size: int, artifact_dir: Optional[str] = None) -> None:
         super().__init__()
@@ -87,8 +87,8 @@ class SemanticIdTokenizer(L.LightningModule):
             self.in_dim = int(checkpoint["in_dim"])
             self.build(self.in_dim)
         best = checkpoint.get("tokenizer_best")
-        if best and best.get("state") is not None:
-            self.best_collision_rate, self.best_epoch, self._best_state = best["collision_rate"], best["epoch"], best["state"]
+        if best:  # keep_state="last" saves no state, but the lowest rate and its epoch still count
+            self.best_collision_rate, self.best_epoch, self._best_state = best["collision_rate"], best["epoch"], best.get("state")
 
     def _datamodule(self) -> Any:
         dm = getattr(self.trainer, "datamodule", None)

@@ -77,6 +77,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_run: list[str], t
     full, broken = tmp_path / "full", tmp_path / "broken"
     main(["fit", *tiny_run, f"--trainer.logger.init_args.save_dir={full}"])
     interrupted = [*tiny_run, f"--trainer.logger.init_args.save_dir={broken}"]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # an earlier run in this process may have left SIGINT ignored
     try:
         with pytest.raises(SystemExit) as exit_info:  # graceful shutdown
             main(["fit", *interrupted, "--trainer.callbacks+=test_resume.SigintAt"])

@@ -20,6 +20,8 @@ from llada_rec.models.baselines.sasrec import other_items
 from llada_rec.decoding import DecodingConfig
 from llada_rec.models.transformer import TransformerConfig
 
+from lcrec_files import write_lcrec_files
+
 
 def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
     return SequenceData(
@@ -259,9 +261,7 @@ def write_lcrec(path: Path) -> None:
     """Item ids 0..6 (indices 1..7), no repeats; training-part counts: id 1 -> 4, id 2 -> 3,
     ids 0, 3, 6 -> 2, ids 4, 5 -> 0, so the ranking (ties by index) is 1 2 0 3 6 4 5."""
     sequences = {"0": [0, 1, 2, 3, 4], "1": [1, 2, 3, 5, 0], "2": [1, 2, 6, 4, 3], "3": [0, 1, 5, 2], "4": [3, 6, 5, 1]}
-    items = {str(i): {"title": f"item {i}"} for i in range(7)}
-    (path / "Tiny.inter.json").write_text(json.dumps(sequences))
-    (path / "Tiny.item.json").write_text(json.dumps(items))
+    write_lcrec_files(path, sequences, {str(i): f"item {i}" for i in range(7)}, name="Tiny")
 
 
 def tiny_trainer(root: Path, max_epochs: int = 1) -> L.Trainer:

@@ -1,17 +1,15 @@
-import json
-
 import pytest
 
 from llada_rec.cli import main
 from llada_rec.data.dataset import DataError
 from llada_rec.data.datamodule import RecDataModule
 
+from lcrec_files import write_lcrec_files
+
 
 def write_lcrec(path, sequences):
-    path.mkdir(parents=True, exist_ok=True)
     items = sorted({i for seq in sequences.values() for i in seq})
-    (path / "toy.inter.json").write_text(json.dumps(sequences))
-    (path / "toy.item.json").write_text(json.dumps({i: {"title": f"title {i}"} for i in items}))
+    write_lcrec_files(path, sequences, {i: f"title {i}" for i in items})
 
 
 def test_data_stats_prints_the_table_figures(tmp_path, capsys):

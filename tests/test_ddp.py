@@ -11,6 +11,8 @@ from llada_rec.callbacks import output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import ItemTransitions
 
+from lcrec_files import write_lcrec_files
+
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
 
@@ -20,10 +22,7 @@ def write_lcrec(path: Path, num_users: int = 7) -> None:
     for u in range(num_users):
         length = 4 + u % 3
         inter[f"u{u}"] = [f"i{(u * 3 + j * (u % 2 + 1)) % 9}" for j in range(length)]
-    items = {f"i{i}": {"title": f"item {i}"} for i in range(9)}
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "toy.inter.json").write_text(json.dumps(inter))
-    (path / "toy.item.json").write_text(json.dumps(items))
+    write_lcrec_files(path, inter, {f"i{i}": f"item {i}" for i in range(9)})
 
 
 def run(tmp_path: Path, data_dir: Path, devices: int, ckpt: Path) -> tuple[dict, list[dict]]:

@@ -4,7 +4,6 @@ checkpoints, and reach the validation metrics of 1 process with the same global 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import lightning as L
@@ -17,6 +16,8 @@ from llada_rec.callbacks import ResumableCheckpoint
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.baselines import SASRec
 from llada_rec.models.transformer import TransformerConfig
+
+from lcrec_files import write_lcrec_files
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
@@ -32,9 +33,7 @@ class SeededSASRec(SASRec):
 def write_lcrec(path: Path, num_users: int = 24, num_items: int = 10) -> None:
     rng = np.random.default_rng(1)
     inter = {f"u{u}": [f"i{j}" for j in rng.choice(num_items, size=4 + u % 3, replace=False)] for u in range(num_users)}
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "toy.inter.json").write_text(json.dumps(inter))
-    (path / "toy.item.json").write_text(json.dumps({f"i{i}": {"title": f"item {i}"} for i in range(num_items)}))
+    write_lcrec_files(path, inter, {f"i{i}": f"item {i}" for i in range(num_items)})
 
 
 def fit(root: Path, data: Path, devices: int) -> Path:

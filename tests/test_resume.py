@@ -4,7 +4,6 @@ uninterrupted run ends: same weights, same validation metrics, one run directory
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 from pathlib import Path
@@ -18,6 +17,8 @@ from llada_rec.cli import main
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.transformer import TransformerConfig
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+
+from lcrec_files import write_lcrec_files
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
@@ -38,9 +39,7 @@ class SigintAt(L.Callback):
 def write_lcrec(path: Path, num_users: int = 40, num_items: int = 12) -> None:
     rng = np.random.default_rng(0)
     inter = {f"u{u}": [f"i{j}" for j in rng.choice(num_items, size=5 + u % 4, replace=False)] for u in range(num_users)}
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "toy.inter.json").write_text(json.dumps(inter))
-    (path / "toy.item.json").write_text(json.dumps({f"i{i}": {"title": f"item number {i}"} for i in range(num_items)}))
+    write_lcrec_files(path, inter, {f"i{i}": f"item number {i}" for i in range(num_items)})
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_run: list[str], t
     full, broken = tmp_path / "full", tmp_path / "broken"
     main(["fit", *tiny_run, f"--trainer.logger.init_args.save_dir={full}"])
     interrupted = [*tiny_run, f"--trainer.logger.init_args.save_dir={broken}"]
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # an earlier run in this process may have left SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the interrupt below needs the default handler
     try:
         with pytest.raises(SystemExit) as exit_info:  # graceful shutdown
             main(["fit", *interrupted, "--trainer.callbacks+=test_resume.SigintAt"])

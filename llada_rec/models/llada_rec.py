@@ -210,16 +210,14 @@ class LLaDARec(SemanticIdRecommender):
             mask = sample_target_mask(ratio, num_heads)  # [B*n, M], >= 1 masked per row
             # masks are drawn given >= 1 masked: weight 1/r * P(>= 1 masked | r) keeps SPEC's expectation
             ratio = (ratio / prob_any_masked(ratio, num_heads))[:, None]
-        targets = target_codes.repeat_interleave(draws, dim=0) if draws > 1 else target_codes  # [B*n, M], a sample's draws adjacent
+        targets = target_codes.repeat_interleave(draws, dim=0)  # [B*n, M], a sample's draws adjacent
         noisy_target = targets.masked_fill(mask, MASKED_CODE)
         predictor = self.mask_predictor
         if draws > 1 and predictor.attention == "cached_history":  # one history pass serves every draw
             logits = predictor.shared_history_target_logits(history_tokens, history_padding, noisy_target.view(batch_size, draws, num_heads))
             logits = logits.reshape(rows, num_heads, -1)
-        elif draws > 1:
+        else:  # every draw with its own copy of the history
             logits = predictor.target_logits(history_tokens.repeat_interleave(draws, dim=0), history_padding.repeat_interleave(draws, dim=0), noisy_target)
-        else:
-            logits = predictor.target_logits(history_tokens, history_padding, noisy_target)
         return masked_diffusion_loss(logits.float() / self.hparams.temperature, targets, mask, ratio, float(num_heads))
 
     def history_loss(self, history_codes: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:

@@ -147,6 +147,11 @@ class MaskPredictor(nn.Module):
         return torch.cat([history_tokens, target], dim=1), torch.cat([history_padding, target_padding], dim=1)
 
     # -- network ------------------------------------------------------------------------
+    def embed(self, tokens: Tensor, item_position: Tensor) -> Tensor:
+        """tokens [B, I*M] + each item's position [I] -> token + item-position + head embeddings [B, I*M, D]."""
+        head = torch.arange(self.num_heads, device=tokens.device).repeat(item_position.shape[0])  # [I*M]
+        return self.token_embedding(tokens) + self.item_position_embedding(item_position.repeat_interleave(self.num_heads)) + self.head_embedding(head)
+
     def encode(self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None, unpadded: bool = False) -> Tensor:
         """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]
         (only the last ``num_outputs`` positions' states when given).  ``unpadded``: the
@@ -158,9 +163,7 @@ class MaskPredictor(nn.Module):
         if num_items > self.max_items:
             raise ValueError(f"sequence has {num_items} items, more than max_items={self.max_items} (max_history + 1)")
         device = tokens.device
-        item_position = torch.arange(num_items - 1, -1, -1, device=device).repeat_interleave(self.num_heads)  # [S]
-        head = torch.arange(self.num_heads, device=device).repeat(num_items)  # [S]
-        x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        x = self.embed(tokens, torch.arange(num_items - 1, -1, -1, device=device))  # the target at position 0
         structure = structure_mask(self.attention, num_items, self.num_heads, device)
         mask = None if unpadded and structure is None else attention_mask(padding_mask, structure)
         return self.encoder(self.embedding_dropout(x), mask, num_outputs)
@@ -201,10 +204,9 @@ class MaskPredictor(nn.Module):
         device = history_tokens.device
         tokens = torch.cat([history_tokens, self.code_tokens(target_codes).reshape(batch_size, -1)], dim=1)
         padding = torch.cat([history_padding, history_padding.new_zeros(batch_size, draws * num_heads)], dim=1)
-        item = torch.arange(history_items + draws, device=device).repeat_interleave(num_heads)  # [S]
-        item_position = (history_items - item).clamp(min=0)  # history counted back from the target, every target 0
-        head = torch.arange(num_heads, device=device).repeat(history_items + draws)
-        x = self.token_embedding(tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        slot = torch.arange(history_items + draws, device=device)  # history items, then the targets
+        x = self.embed(tokens, (history_items - slot).clamp(min=0))  # history counted back from the target, every target 0
+        item = slot.repeat_interleave(num_heads)  # [S]
         structure = (item[None, :] < history_items) | (item[None, :] == item[:, None])  # [S, S] (query, key)
         hidden = self.encoder(self.embedding_dropout(x), attention_mask(padding, structure), draws * num_heads)
         return self.head_logits(hidden).view(batch_size, draws, num_heads, -1)
@@ -223,9 +225,7 @@ class MaskPredictor(nn.Module):
         if seq_len % self.num_heads or num_items > self.max_items:
             raise ValueError(f"history of {seq_len} tokens: expected a multiple of M={self.num_heads} and at most {self.max_items - 1} items")
         device = history_tokens.device
-        item_position = torch.arange(num_items - 1, 0, -1, device=device).repeat_interleave(self.num_heads)  # [L*M]
-        head = torch.arange(self.num_heads, device=device).repeat(num_items - 1)
-        x = self.token_embedding(history_tokens) + self.item_position_embedding(item_position) + self.head_embedding(head)
+        x = self.embed(history_tokens, torch.arange(num_items - 1, 0, -1, device=device))  # the target's slot left out
         layers = self.encoder.key_value_cache(self.embedding_dropout(x), attention_mask(history_padding))
         return HistoryCache(layers, history_padding)
 

@@ -203,11 +203,13 @@ def run_model(
     ``overrides``: model constructor arguments, and RecDataModule ones as ``data.<name>``; ``label``: the row's name (and run
     directory); ``trainer_overrides``: Trainer arguments (e.g. a validation interval).
     """
-    semantic_ids, tokenizer_s = semantic_ids_for(name, args, out)
-    L.seed_everything(args.seed, workers=True, verbose=False)
     model_overrides = {k: v for k, v in (overrides or {}).items() if not k.startswith("data.")}
     data_overrides = {k[5:]: v for k, v in (overrides or {}).items() if k.startswith("data.")}
-    semantic_ids = data_overrides.pop("semantic_ids", semantic_ids)  # a variant's own artifact wins
+    if "semantic_ids" in data_overrides:  # a variant's own artifact: the model's tokenizer is not needed
+        semantic_ids, tokenizer_s = data_overrides.pop("semantic_ids"), 0.0
+    else:
+        semantic_ids, tokenizer_s = semantic_ids_for(name, args, out)
+    L.seed_everything(args.seed, workers=True, verbose=False)
     datamodule = data_module(args, semantic_ids, **data_overrides)
     model = make_model(name, args, model_overrides)
     checkpoint = ModelCheckpoint(monitor=MONITOR, mode="max", save_top_k=1)  # in the logger's run directory

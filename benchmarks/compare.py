@@ -96,18 +96,25 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 # -- models ---------------------------------------------------------------------------------
-def model_arguments(model_class: type, settings: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of ``model_class`` from flat settings: ``group.field`` keys
-    (``network.block``, ``decoding.num_steps``) and the bare field names of its config
-    groups (``d_model``, ``beam_size``) go into those groups; other keys stay arguments."""
-    nested: dict[str, Any] = {}
-    for key, value in settings.items():
-        group, dot, field = key.partition(".")
-        if dot:
-            nested.setdefault(group, {})[field] = value
-        else:
-            nested[key] = value
-    return nest_flat_hparams(model_class, nested)
+def model_arguments(model_class: type, *settings: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of ``model_class`` from layers of flat settings, a later layer
+    winning: ``group.field`` keys (``network.block``, ``decoding.num_steps``) and the bare
+    field names of its config groups (``d_model``, ``beam_size``) go into those groups;
+    other keys stay arguments.  A layer's ``network.dropout`` overrides an earlier
+    layer's bare ``dropout`` and the reverse."""
+    merged: dict[str, Any] = {}
+    for layer in settings:
+        nested: dict[str, Any] = {}
+        for key, value in layer.items():
+            group, dot, field = key.partition(".")
+            if dot:
+                nested.setdefault(group, {})[field] = value
+            else:
+                nested[key] = value
+        for key, value in nest_flat_hparams(model_class, nested).items():
+            both_groups = isinstance(value, dict) and isinstance(merged.get(key), dict)
+            merged[key] = {**merged[key], **value} if both_groups else value
+    return merged
 
 
 def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str, Any]] = None) -> SequentialRecommender:
@@ -140,7 +147,7 @@ def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str
     }.get(name, (None, {}))
     if model_class is None:
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
-    return model_class(**model_arguments(model_class, {**settings, **(overrides or {})}))
+    return model_class(**model_arguments(model_class, settings, overrides or {}))
 
 
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **overrides: Any) -> RecDataModule:

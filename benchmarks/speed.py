@@ -32,6 +32,7 @@ length-sorted batches of ``--eval-batch-size``, as the evaluation DataLoader doe
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -58,6 +59,7 @@ from llada_rec.models.transformer import TransformerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCIENTIFIC = "/work/shared/data/amazon18-scientific"
+DEFAULT_BLOCK = inspect.signature(LLaDARec).parameters["network"].default.block
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -78,7 +80,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4, help="attention heads")
-    p.add_argument("--block", default="gpt", help="gpt or llama")
+    p.add_argument("--block", default=DEFAULT_BLOCK, help="gpt or llama (default: LLaDARec's)")
     p.add_argument("--code-heads", type=int, default=4, help="M")
     p.add_argument("--codebook-size", type=int, default=256, help="K")
     p.add_argument("--max-history", type=int, default=20)

@@ -142,3 +142,17 @@ def test_benchmark_settings_map_onto_the_groups():
     spec.loader.exec_module(compare)
     args = compare.model_arguments(LLaDARec, {"d_model": 32, "network.block": "llama", "beam_size": 5, "decoding.num_steps": 2, "alpha": 1.0})
     assert args == {"network": {"d_model": 32, "block": "llama"}, "decoding": {"beam_size": 5, "num_steps": 2}, "alpha": 1.0}
+
+
+def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling():
+    """A variant's ``network.dropout`` beats the benchmark's bare ``dropout`` (it was
+    silently ignored), and a variant's bare name beats a common dotted one."""
+    spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    common = {"d_model": 32, "dropout": 0.1, "decoding.beam_size": 20}
+    args = compare.model_arguments(LLaDARec, common, {"network.dropout": 0.0, "beam_size": 5})
+    assert args["network"] == {"d_model": 32, "dropout": 0.0}
+    assert args["decoding"] == {"beam_size": 5}
+    model = LLaDARec(**args)
+    assert model.network_config.dropout == 0.0 and model.decoding.beam_size == 5

@@ -71,6 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget.add_argument("--max-epochs", type=int, default=5, help="per neural model (also sets the LR schedule)")
     budget.add_argument("--max-minutes", type=float, default=None, help="training wall-time cap per model (trainer.max_time)")
     budget.add_argument("--eval-users", type=int, default=None, help="validate and test on this many users drawn with --seed (the same for every model); default all")
+    budget.add_argument("--val-users", type=int, default=None, help="validate on this many users instead (default: --eval-users); e.g. test on all, select on 2000")
     budget.add_argument("--seed", type=int, default=0)
     budget.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     budget.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (one device per model)")
@@ -154,7 +155,7 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **
     """The benchmark's RecDataModule; ``overrides``: other RecDataModule arguments (a variant's)."""
     embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
     return RecDataModule(
-        val_max_users=args.eval_users or None,  # a seeded random subset, the same for every model
+        val_max_users=args.val_users or args.eval_users or None,  # a seeded random subset, the same for every model
         test_max_users=args.eval_users or None,
         **embedding,
         pca_dim=args.pca_dim or None,

@@ -156,3 +156,14 @@ def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling(
     assert args["decoding"] == {"beam_size": 5}
     model = LLaDARec(**args)
     assert model.network_config.dropout == 0.0 and model.decoding.beam_size == 5
+
+
+def test_benchmark_validates_on_val_users_and_tests_on_eval_users():
+    spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    base = ["--format", "lcrec", "--path", "unused"]
+    split = compare.data_module(compare.parse_args(base + ["--val-users", "50"]))
+    assert split.hparams.val_max_users == 50 and split.hparams.test_max_users is None
+    both = compare.data_module(compare.parse_args(base + ["--eval-users", "30"]))
+    assert both.hparams.val_max_users == 30 and both.hparams.test_max_users == 30

@@ -12,7 +12,8 @@
 # Settings (environment): DATA_ROOT (/work/shared/data), DATASETS ("games scientific"),
 # MINUTES (2.5 per dataset), EVAL_USERS (2000), ACCELERATOR (gpu), PRECISION (bf16-mixed),
 # BATCH (1024), D_MODEL (256), LAYERS (4), HEADS (4), BEAM (50), OUT (runs/gpu),
-# SPEED_ARGS (extra speed.py arguments; SKIP_SPEED=1 skips it).
+# SPEED_ARGS (extra speed.py arguments; SKIP_SPEED=1 skips it), COMPARE_ARGS (extra
+# compare.py arguments, e.g. a small --tokenizer-base for a CPU check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv ] && source .venv/bin/activate
@@ -42,7 +43,7 @@ for dataset in $DATASETS; do
   python benchmarks/compare.py --format lcrec --path "$path" --models llada-rec \
     --d-model "$D_MODEL" --layers "$LAYERS" --heads "$HEADS" --batch-size "$BATCH" --eval-batch-size 512 \
     --max-epochs 30 --max-minutes "$MINUTES" --eval-users "$EVAL_USERS" --beam-size "$BEAM" --val-beam-size 1 \
-    --accelerator "$ACCELERATOR" --precision "$PRECISION" --out "$OUT/$dataset"
+    --accelerator "$ACCELERATOR" --precision "$PRECISION" --out "$OUT/$dataset" ${COMPARE_ARGS:-}
   python - "$OUT/$dataset/results.json" "$BATCH" "$EVAL_USERS" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))

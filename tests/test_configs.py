@@ -30,6 +30,7 @@ BASELINES = sorted(rel(p) for p in (EXPERIMENTS / "baselines").glob("*.yaml"))
 ABLATIONS = sorted(rel(p) for p in (EXPERIMENTS / "ablations").glob("*.yaml"))
 LOGGERS = sorted(rel(p) for p in (EXPERIMENTS / "loggers").glob("*.yaml"))
 SWEEPS = sorted(rel(p) for p in (EXPERIMENTS / "sweeps").glob("*.yaml"))
+RECIPES = sorted(rel(p) for p in (EXPERIMENTS / "recipes").glob("*.yaml"))
 
 #: each combination: the argument list and the config files it composes (in order)
 COMBINATIONS: list[list[str]] = (
@@ -39,6 +40,7 @@ COMBINATIONS: list[list[str]] = (
     + [[d, a] for d in DATASET_CONFIGS for a in ABLATIONS]
     + [[d, log] for d in DATASET_CONFIGS for log in LOGGERS]
     + [["experiments/scientific.yaml", a, log] for a in ABLATIONS for log in LOGGERS]
+    + [[d, r] for d in DATASET_CONFIGS + CPU_CONFIGS[:1] for r in RECIPES]
 )
 
 
@@ -75,7 +77,7 @@ def loggers(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_experiment_yaml_is_covered() -> None:
-    covered = set(DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS + CPU_CONFIGS + TOKENIZER_MODEL_CONFIGS + BASELINES + ABLATIONS + LOGGERS + SWEEPS)
+    covered = set(DATASET_CONFIGS + TOKENIZER_DATASET_CONFIGS + CPU_CONFIGS + TOKENIZER_MODEL_CONFIGS + BASELINES + ABLATIONS + LOGGERS + SWEEPS + RECIPES)
     on_disk = {rel(p) for p in EXPERIMENTS.rglob("*.yaml")}
     assert on_disk - covered == set(), "new experiment YAML: add it to a category in tests/test_configs.py"
     assert len(ABLATIONS) >= 14 and LOGGERS == ["experiments/loggers/wandb.yaml"]
@@ -102,6 +104,22 @@ def test_ablations_override_only_what_they_declare(parsed: dict) -> None:
             run_dirs.setdefault(dataset, set()).add(f"{logger['save_dir']}/{logger['name']}/{logger['version']}")
     for dataset, dirs in run_dirs.items():  # runs of different ablations never share a directory
         assert len(dirs) == len(ABLATIONS), dataset
+
+
+def test_recipes_change_only_the_model_settings_they_name(parsed: dict) -> None:
+    assert RECIPES == ["experiments/recipes/cached_draws.yaml"]
+    for recipe in RECIPES:
+        declared = flatten(yaml.safe_load((REPO / recipe).read_text()))
+        for dataset in DATASET_CONFIGS + CPU_CONFIGS[:1]:
+            base, composed = flatten(parsed[(dataset,)]), flatten(parsed[(dataset, recipe)])
+            changed = {k for k in set(base) | set(composed) if base.get(k) != composed.get(k)}
+            assert changed and changed <= set(declared), (recipe, dataset, changed - set(declared))
+            assert all(composed[k] == v for k, v in declared.items()), (recipe, dataset)
+    model = parsed[(CPU_CONFIGS[0], RECIPES[0])]["model"]["init_args"]
+    assert (model["attention"], model["item_mask_draws"], model["alpha"]) == ("cached_history", 16, 1.0)
+    assert model["network"]["d_model"] == 128  # the base's size is kept
+    logger = parsed[(CPU_CONFIGS[0], RECIPES[0])]["trainer"]["logger"]["init_args"]
+    assert logger["name"] == "amazon18_scientific_cpu" and logger["version"] == "cached_draws"
 
 
 def test_ablation_values_reach_the_model(parsed: dict) -> None:

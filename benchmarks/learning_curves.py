@@ -71,13 +71,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
 def plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     """Two panels: metric vs training seconds, metric vs training samples (one line per row)."""
     fig, (by_time, by_samples) = plt.subplots(1, 2, figsize=(14, 5.5), dpi=100)
-    for row in rows:
+    colours = plt.get_cmap("tab20").colors
+    for i, row in enumerate(rows):  # 20 distinct colours, then dashed: no two rows look alike
         curve = [p for p in row["learning_curve"] if metric in p]
         if not curve:
             continue
         values = [p[metric] for p in curve]
-        by_time.plot([p["train_s"] for p in curve], values, marker="o", markersize=3, label=row["model"])
-        by_samples.plot([p["samples"] / 1000 for p in curve], values, marker="o", markersize=3, label=row["model"])
+        style = dict(marker="o", markersize=3, label=row["model"], color=colours[(2 * i) % 20 + (i // 10) % 2], linestyle="-" if i < 20 else "--")
+        by_time.plot([p["train_s"] for p in curve], values, **style)
+        by_samples.plot([p["samples"] / 1000 for p in curve], values, **style)
     by_time.set_xlabel("training seconds (validation excluded)")
     by_samples.set_xlabel("training samples (thousands)")
     for axis in (by_time, by_samples):

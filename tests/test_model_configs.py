@@ -136,20 +136,23 @@ def test_report_reads_grouped_settings_as_flat_ones():
     assert run_settings(nested)["num_steps"] == 2 and "chunk_size" not in run_settings(nested)
 
 
-def test_benchmark_settings_map_onto_the_groups():
+@pytest.fixture(scope="module")
+def compare():
+    """benchmarks/compare.py as a module (benchmarks are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_settings_map_onto_the_groups(compare):
     args = compare.model_arguments(LLaDARec, {"d_model": 32, "network.block": "llama", "beam_size": 5, "decoding.num_steps": 2, "alpha": 1.0})
     assert args == {"network": {"d_model": 32, "block": "llama"}, "decoding": {"beam_size": 5, "num_steps": 2}, "alpha": 1.0}
 
 
-def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling():
+def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling(compare):
     """A variant's ``network.dropout`` beats the benchmark's bare ``dropout`` (it was
     silently ignored), and a variant's bare name beats a common dotted one."""
-    spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
     common = {"d_model": 32, "dropout": 0.1, "decoding.beam_size": 20}
     args = compare.model_arguments(LLaDARec, common, {"network.dropout": 0.0, "beam_size": 5})
     assert args["network"] == {"d_model": 32, "dropout": 0.0}
@@ -158,10 +161,7 @@ def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling(
     assert model.network_config.dropout == 0.0 and model.decoding.beam_size == 5
 
 
-def test_benchmark_validates_on_val_users_and_tests_on_eval_users():
-    spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+def test_benchmark_validates_on_val_users_and_tests_on_eval_users(compare):
     base = ["--format", "lcrec", "--path", "unused"]
     split = compare.data_module(compare.parse_args(base + ["--val-users", "50"]))
     assert split.hparams.val_max_users == 50 and split.hparams.test_max_users is None

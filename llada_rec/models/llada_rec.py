@@ -216,8 +216,10 @@ class LLaDARec(SemanticIdRecommender):
         if draws > 1 and predictor.attention == "cached_history":  # one history pass serves every draw
             logits = predictor.shared_history_target_logits(history_tokens, history_padding, noisy_target.view(batch_size, draws, num_heads))
             logits = logits.reshape(rows, num_heads, -1)
-        else:  # every draw with its own copy of the history
-            logits = predictor.target_logits(history_tokens.repeat_interleave(draws, dim=0), history_padding.repeat_interleave(draws, dim=0), noisy_target)
+        else:  # every draw with its own copy of the history (one draw: the history as it is)
+            if draws > 1:
+                history_tokens, history_padding = (t.repeat_interleave(draws, dim=0) for t in (history_tokens, history_padding))
+            logits = predictor.target_logits(history_tokens, history_padding, noisy_target)
         return masked_diffusion_loss(logits.float() / self.hparams.temperature, targets, mask, ratio, float(num_heads))
 
     def history_loss(self, history_codes: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:

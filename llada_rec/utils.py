@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
+
+import torch.distributed as dist
 
 if TYPE_CHECKING:
     import lightning as L
@@ -75,3 +78,27 @@ def run_dir(trainer: "L.Trainer", output_dir: Optional[str | os.PathLike] = None
     if output_dir:
         return Path(output_dir)
     return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+_process_group_cleanup_registered = False
+
+
+def destroy_process_group_at_exit() -> None:
+    """Destroy torch.distributed's default process group before this process's interpreter
+    shuts down (registered once per process; a no-op where no group was started).
+
+    Lightning does this for NCCL only. A gloo group left to interpreter finalization can
+    abort its process (SIGABRT, "terminate called without an active exception"): gloo's
+    worker threads still hold tensors whose destruction needs the interpreter. Call it from a
+    hook that runs in every DDP process after the group exists (the models' ``setup``).
+    """
+    global _process_group_cleanup_registered
+    if _process_group_cleanup_registered or not (dist.is_available() and dist.is_initialized()):
+        return
+    _process_group_cleanup_registered = True
+    atexit.register(_destroy_default_process_group)
+
+
+def _destroy_default_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

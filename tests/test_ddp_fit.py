@@ -1,5 +1,18 @@
 """DDP training: 2 CPU processes (gloo) fit a tiny SASRec to the end, save one set of
-checkpoints, and reach the validation metrics of 1 process with the same global batch."""
+checkpoints, and reach the weights and validation metrics of 1 process with the same global batch.
+
+The two runs sum each gradient in a different order (48 samples in one process; 24 + 24 and an
+all-reduce in two), so their weights agree only up to rounding. Both run in float64
+(``precision="64-true"``) so that the bound can be derived rather than guessed: the rounding
+drift of a fixed computation is, to first order, its amplification factor times the unit
+roundoff u (Adam's update is Lipschitz in the gradient, so no step turns a rounding difference
+into anything larger than a constant times it). Measured on this test in float32
+(u = 2**-24 = 6.0e-8) the largest weight difference was 2.8e-5, an amplification factor of
+about 470; in float64 (u = 2**-53 = 1.1e-16) that predicts 5e-14, and 7.9e-14 was measured.
+``WEIGHT_ATOL = 1e-9`` leaves a margin of 10**4 over it (it would take a factor of 9e6 to
+reach it), while a real DDP fault (a sample lost or counted twice, an unsynchronised gradient,
+a step more or less) moves the weights by the order of the learning rate, 1e-3 per step.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +34,8 @@ from lcrec_files import write_lcrec_files
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
+WEIGHT_ATOL = 1e-9  # float64 rounding drift of two summation orders, derived in the module docstring
+
 
 class SeededSASRec(SASRec):
     """Same initial weights however much RNG the set-up path (1 vs 2 processes) consumed."""
@@ -41,6 +56,7 @@ def fit(root: Path, data: Path, devices: int) -> Path:
         accelerator="cpu",
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
+        precision="64-true",
         max_epochs=4,
         logger=CSVLogger(root, name="ddp"),
         callbacks=[ResumableCheckpoint(monitor="val/ndcg@10", mode="max", filename="best-epoch{epoch}", auto_insert_metric_name=False)],
@@ -77,5 +93,6 @@ def test_two_process_fit_matches_one_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == sorted(p.name for p in (one / "version_0" / "checkpoints").iterdir())
     wa = torch.load(one / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     wb = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert wa["network.item_embedding.weight"].dtype == torch.float64  # the bound above is float64's
     for key in wa:
-        torch.testing.assert_close(wb[key], wa[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(wb[key], wa[key], rtol=0.0, atol=WEIGHT_ATOL)

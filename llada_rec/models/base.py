@@ -21,6 +21,7 @@ from llada_rec.callbacks import TrainingClock
 from llada_rec.data.info import DataInfo  # noqa: F401  (re-exported: models import it from here)
 from llada_rec.metrics import NDCGAtK, RecallAtK
 from llada_rec.models.optim import adamw_warmup_cosine
+from llada_rec.utils import destroy_process_group_at_exit
 
 
 class SequentialRecommender(L.LightningModule):
@@ -64,6 +65,7 @@ class SequentialRecommender(L.LightningModule):
 
     # -- set-up and checkpoints ---------------------------------------------------------
     def setup(self, stage: str) -> None:
+        destroy_process_group_at_exit()  # under DDP: a clean gloo exit (see the function)
         if self.data_info is not None:
             return
         dm = self.trainer.datamodule

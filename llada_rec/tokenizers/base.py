@@ -25,7 +25,7 @@ from torch import Tensor
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash, usage_per_head
 from llada_rec.tokenizers.collisions import collision_rate, resolve_collisions
 from llada_rec.tokenizers.quantizers import perplexity
-from llada_rec.utils import run_dir
+from llada_rec.utils import destroy_process_group_at_exit, run_dir
 
 
 class SemanticIdTokenizer(L.LightningModule):
@@ -70,6 +70,7 @@ class SemanticIdTokenizer(L.LightningModule):
 
     # -- set-up and checkpoints -----------------------------------------------------------
     def setup(self, stage: str) -> None:
+        destroy_process_group_at_exit()  # under DDP: a clean gloo exit (see the function)
         if self.in_dim is None:
             self.in_dim = int(self._datamodule().item_embeddings.shape[1])
             self.build(self.in_dim)

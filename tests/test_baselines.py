@@ -1,6 +1,7 @@
 """Baselines: exact rankings of the count models, SASRec's causality and padding, TIGER's
 constrained decoding against brute force, and the Trainer flow (fit, test, predict, reload)."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -21,6 +22,7 @@ from llada_rec.decoding import DecodingConfig
 from llada_rec.models.transformer import TransformerConfig
 
 from lcrec_files import write_lcrec_files
+from toy_models import TINY_NETWORK, assert_learns_cycle, built, semantic_id_model
 
 
 def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
@@ -113,10 +115,8 @@ def test_transitions_exclude_history():
 # -- SASRec -----------------------------------------------------------------------------
 def tiny_sasrec(num_items: int = 12, max_history: int = 6, dropout: float = 0.0, loss: str = "ce") -> SASRec:
     torch.manual_seed(0)
-    model = SASRec(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=dropout), loss=loss)
-    model.data_info = DataInfo(num_items=num_items, max_history=max_history)
-    model.build(model.data_info)
-    return model.eval()
+    model = SASRec(network=dataclasses.replace(TINY_NETWORK, dropout=dropout), loss=loss)
+    return built(model, DataInfo(num_items=num_items, max_history=max_history))
 
 
 def test_sasrec_is_causal():
@@ -147,26 +147,7 @@ def test_sasrec_full_ranking_shape_and_padding():
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])
 def test_sasrec_loss_decreases_and_learns_a_cycle(loss):
-    model = tiny_sasrec(num_items=8, max_history=4, loss=loss)
-    model.train()
-    # next item = previous item + 1 (cyclic over 1..8); histories of 1 to 4 items
-    histories, targets = [], []
-    for start in range(1, 9):
-        for length in range(1, 5):
-            seq = [(start + i - 1) % 8 + 1 for i in range(length + 1)]
-            histories.append([0] * (4 - length) + seq[:-1])
-            targets.append(seq[-1])
-    batch = {"history": torch.tensor(histories), "target": torch.tensor(targets)}
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = float(model.loss(batch).detach())
-    for _ in range(60 if loss == "ce" else 150):
-        optimizer.zero_grad()
-        model.loss(batch).backward()
-        optimizer.step()
-    model.eval()
-    assert float(model.loss(batch)) < 0.2 * first
-    items, _ = model.recommend(batch["history"], 1, "test")
-    assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+    assert_learns_cycle(tiny_sasrec(num_items=8, max_history=4, loss=loss), steps=60 if loss == "ce" else 150)
 
 
 def test_sasrec_bce_negatives_are_uniform_over_other_items():
@@ -194,18 +175,10 @@ def test_sasrec_bce_loss_is_positive_against_one_negative():
 
 # -- TIGER ------------------------------------------------------------------------------
 def tiny_tiger(beam_size: int, num_items: int = 7, num_heads: int = 3, codebook_size: int = 3) -> TIGER:
-    generator = torch.Generator().manual_seed(1)
-    all_tuples = torch.cartesian_prod(*[torch.arange(codebook_size)] * num_heads)  # [K^M, M]
-    codes = all_tuples[torch.randperm(len(all_tuples), generator=generator)[:num_items]]
     torch.manual_seed(0)
-    model = TIGER(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0),
-                  decoding=DecodingConfig(beam_size=beam_size, val_beam_size=beam_size), top_k=min(beam_size, 10), metric_ks=(1,))
-    model.data_info = DataInfo(num_items=num_items, max_history=4, num_heads=num_heads, codebook_size=codebook_size)
-    model.build(model.data_info, codes)
-    with torch.no_grad():  # larger weights than the init: distinct, non-uniform distributions
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.5)
-    return model.eval()
+    model = TIGER(network=TINY_NETWORK, decoding=DecodingConfig(beam_size=beam_size, val_beam_size=beam_size),
+                  top_k=min(beam_size, 10), metric_ks=(1,))
+    return semantic_id_model(model, num_items, num_heads, codebook_size)
 
 
 def brute_force_log_probs(model: TIGER, history: Tensor) -> Tensor:

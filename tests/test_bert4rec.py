@@ -5,16 +5,14 @@ import torch
 
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import BERT4Rec, SASRec
-from llada_rec.models.transformer import TransformerConfig
 from llada_rec.models.baselines.bert4rec import cloze_mask
+
+from toy_models import TINY_NETWORK, assert_learns_cycle, built
 
 
 def tiny(model_class, num_items: int = 12, max_history: int = 6, **kwargs):
     torch.manual_seed(0)
-    model = model_class(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0), **kwargs)
-    model.data_info = DataInfo(num_items=num_items, max_history=max_history)
-    model.build(model.data_info)
-    return model.eval()
+    return built(model_class(network=TINY_NETWORK, **kwargs), DataInfo(num_items=num_items, max_history=max_history))
 
 
 def test_cloze_mask_never_covers_padding_and_always_the_last_item():
@@ -68,27 +66,9 @@ def test_bidirectional_later_item_changes_earlier_outputs_unlike_sasrec():
 
 def test_loss_decreases_and_learns_a_cycle():
     model = tiny(BERT4Rec, num_items=8, max_history=4, mask_prob=0.2)
-    model.train()
-    histories, targets = [], []  # next item = previous item + 1 (cyclic over 1..8)
-    for start in range(1, 9):
-        for length in range(1, 5):
-            seq = [(start + i - 1) % 8 + 1 for i in range(length + 1)]
-            histories.append([0] * (4 - length) + seq[:-1])
-            targets.append(seq[-1])
-    batch = {"history": torch.tensor(histories), "target": torch.tensor(targets)}
 
-    def next_item_loss() -> float:  # the recommendation's cross-entropy (no random masking)
-        with torch.no_grad():
-            return float(torch.nn.functional.cross_entropy(model.full_scores(batch["history"]), batch["target"] - 1))
+    def next_item_loss(batch):  # the recommendation's cross-entropy (the cloze loss masks history items too)
+        return torch.nn.functional.cross_entropy(model.full_scores(batch["history"]), batch["target"] - 1)
 
-    torch.manual_seed(1)
-    first = next_item_loss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(80):
-        optimizer.zero_grad()
-        model.loss(batch).backward()  # cloze: random history items masked as well
-        optimizer.step()
-    model.eval()
-    assert next_item_loss() < 0.2 * first
-    items, _ = model.recommend(batch["history"], 1, "test")
-    assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+    torch.manual_seed(1)  # the cloze masks
+    assert_learns_cycle(model, steps=80, eval_loss=next_item_loss)

@@ -3,13 +3,15 @@ its dataset config as documented (nothing is instantiated, nothing downloaded)."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from llada_rec.sweep import load_sweep, parse_cli_args
+import llada_rec.models
+from llada_rec.sweep import grid, load_sweep, parse_cli_args, trial_args
 from llada_rec.tokenizers.stage import load_tokenizer_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,8 +49,6 @@ COMBINATIONS: list[list[str]] = (
 @pytest.fixture(scope="module")
 def parsed() -> dict[tuple[str, ...], dict[str, Any]]:
     """Every combination parsed once (one parser), as plain dicts."""
-    import os
-
     cwd = os.getcwd()
     os.chdir(REPO)  # configs name each other relative to the repository root
     try:
@@ -166,6 +166,20 @@ def test_wandb_logger_keeps_the_csv_run_dir(parsed: dict) -> None:
         assert wandb_args["version"] is None and wandb_args["id"] is None  # the run id is W&B's, never the ablation name
 
 
-def test_sweep_files_load() -> None:
-    for sweep in SWEEPS:
-        assert load_sweep(REPO / sweep).parameters, sweep
+def test_every_sweep_trial_builds_the_model_with_its_values(monkeypatch) -> None:
+    """Each trial of each sweep file parses with the CLI parser as `sweep run` would run it, every
+    swept value arrives at the key it names (not overridden by the composed configs), and the
+    model class accepts the trial's settings (its own range checks run)."""
+    trials = [(sweep, params) for sweep in SWEEPS for params in grid(load_sweep(REPO / sweep))]
+    assert len(trials) >= 2 * len(SWEEPS)  # every sweep sweeps something
+    monkeypatch.chdir(REPO)  # sweep commands name configs relative to the repository root
+    configs = parse_cli_args([trial_args(load_sweep(REPO / sweep), params) for sweep, params in trials])
+    for (sweep, params), config in zip(trials, configs):
+        model = config.as_dict()["model"]
+        flat = flatten(model, "model")
+        for key, value in params.items():
+            assert flat[key] == value, (sweep, key)
+        model_class = getattr(llada_rec.models, model["class_path"].rsplit(".", 1)[-1])
+        built = model_class(**model["init_args"])
+        for key, value in params.items():
+            assert flatten(dict(built.hparams), "model.init_args")[key] == value, (sweep, key)

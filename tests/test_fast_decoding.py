@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llada_rec.decoding import diffusion_beam_search
+from llada_rec.decoding import DecodingConfig, diffusion_beam_search
 from llada_rec.models.base import DataInfo
-from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.models.llada_rec import LLaDARec
 from llada_rec.models.mask_predictor import MaskPredictor
+from llada_rec.models.transformer import TransformerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 M, K, N = 4, 6, 120  # heads, codebook size, items
@@ -27,12 +27,11 @@ def item_codes(seed: int = 0) -> torch.Tensor:
     return codes[torch.randperm(codes.shape[0], generator=g)[:N]]
 
 
-def make_model(attention: str = "bidirectional", block: str = "gpt", **overrides) -> LLaDARec:
+def make_model(attention: str = "bidirectional", block: str = "gpt", num_layers: int = 2) -> LLaDARec:
     torch.manual_seed(0)
-    kwargs = dict(d_model=32, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.1, attention=attention,
-                  block=block, beam_size=12, num_steps=4, top_k=8, metric_ks=(1, 5), temperature=0.7, decode_chunk_size=40)
-    kwargs.update(overrides)
-    model = LLaDARec(**nest_flat_hparams(LLaDARec, kwargs))  # network / decoding settings into their configs
+    model = LLaDARec(network=TransformerConfig(d_model=32, num_layers=num_layers, num_attention_heads=2, ffn_ratio=2, dropout=0.1, block=block),
+                     decoding=DecodingConfig(beam_size=12, num_steps=4, chunk_size=40),
+                     attention=attention, top_k=8, metric_ks=(1, 5), temperature=0.7)
     model.data_info = DataInfo(num_items=N, max_history=8, num_heads=M, codebook_size=K)
     model.build(model.data_info, item_codes())
     for p in model.parameters():  # larger weights than the init: peaked, user-dependent distributions

@@ -6,13 +6,12 @@ from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import GRU4Rec
 from llada_rec.models.baselines.gru4rec import left_align
 
+from toy_models import assert_learns_cycle, built
 
-def tiny_gru4rec(num_items: int = 12, num_layers: int = 1) -> GRU4Rec:
+
+def tiny_gru4rec(num_items: int = 12, num_layers: int = 1, max_history: int = 6) -> GRU4Rec:
     torch.manual_seed(0)
-    model = GRU4Rec(d_model=16, num_layers=num_layers, dropout=0.0)
-    model.data_info = DataInfo(num_items=num_items, max_history=6)
-    model.build(model.data_info)
-    return model.eval()
+    return built(GRU4Rec(d_model=16, num_layers=num_layers, dropout=0.0), DataInfo(num_items=num_items, max_history=max_history))
 
 
 def test_left_align_moves_padding_to_the_right():
@@ -38,22 +37,4 @@ def test_full_ranking_shape_and_padding_invariance():
 
 
 def test_loss_decreases_and_learns_a_cycle():
-    model = tiny_gru4rec(num_items=8)
-    model.train()
-    histories, targets = [], []  # next item = previous item + 1 (cyclic over 1..8)
-    for start in range(1, 9):
-        for length in range(1, 5):
-            seq = [(start + i - 1) % 8 + 1 for i in range(length + 1)]
-            histories.append([0] * (4 - length) + seq[:-1])
-            targets.append(seq[-1])
-    batch = {"history": torch.tensor(histories), "target": torch.tensor(targets)}
-    first = float(model.loss(batch).detach())
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        optimizer.zero_grad()
-        model.loss(batch).backward()
-        optimizer.step()
-    model.eval()
-    assert float(model.loss(batch).detach()) < 0.2 * first
-    items, _ = model.recommend(batch["history"], 1, "test")
-    assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+    assert_learns_cycle(tiny_gru4rec(num_items=8, max_history=4), steps=60)

@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 import llada_rec.models.llada_rec as llada_module
 from llada_rec.metrics import RecallAtK
 from llada_rec.models.base import DataInfo
-from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.models.llada_rec import (
     LLaDARec,
     masked_diffusion_loss,
@@ -23,6 +22,8 @@ from llada_rec.models.llada_rec import (
     sample_token_mask,
 )
 from llada_rec.models.optim import warmup_cosine
+from llada_rec.models.transformer import TransformerConfig
+from llada_rec.decoding import DecodingConfig
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 
@@ -133,10 +134,9 @@ def toy_codes() -> torch.Tensor:
 
 def make_model(**overrides) -> LLaDARec:
     torch.manual_seed(0)
-    kwargs = dict(d_model=32, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.0, temperature=0.5,
-                  beam_size=8, val_beam_size=5, num_steps=2, top_k=5, metric_ks=(1, 5))
-    kwargs.update(overrides)
-    model = LLaDARec(**nest_flat_hparams(LLaDARec, kwargs))  # network / decoding settings into their configs
+    kwargs = dict(temperature=0.5, top_k=5, metric_ks=(1, 5)) | overrides
+    model = LLaDARec(network=TransformerConfig(d_model=32, num_layers=2, num_attention_heads=2, ffn_ratio=2, dropout=0.0),
+                     decoding=DecodingConfig(beam_size=8, val_beam_size=5, num_steps=2), **kwargs)
     model.data_info = DataInfo(num_items=N, max_history=4, num_heads=M, codebook_size=K)
     model.build(model.data_info, toy_codes())
     return model

@@ -393,8 +393,17 @@ def test_category_picks_among_several(tmp_path: Path) -> None:
         read_source("lcrec", tmp_path, category="Toys", show_progress=False)
 
 
-def test_formats_constant() -> None:
-    assert FORMATS == ("amazon2023", "amazon2023-benchmark", "lcrec", "recbole")
+def test_every_format_reads_its_layout_and_an_unknown_one_is_named(tmp_path: Path) -> None:
+    """Each name in FORMATS reads files written in its layout (a format added without a writer
+    here fails: no test would cover it); an unknown name is refused with the list."""
+    writers = {"amazon2023": write_amazon2023, "amazon2023-benchmark": write_benchmark, "lcrec": write_lcrec, "recbole": write_recbole}
+    rows = make_rows()
+    expected = {u: [r[1] for r in seq] for u, seq in official_sequences(rows).items()}
+    for fmt in FORMATS:
+        writers[fmt](tmp_path / fmt, "Tools", rows)
+        assert sequences_by_user(read_source(fmt, tmp_path / fmt, show_progress=False)) == expected, fmt
+    with pytest.raises(DataError, match="unknown data format 'csv'; expected one of " + ", ".join(FORMATS)):
+        read_source("csv", tmp_path / "lcrec", show_progress=False)
 
 
 # ----------------------------------------------------------------------------- preprocess

@@ -4,24 +4,15 @@ distinct items, causal history encoding, and the per-head loss."""
 import torch
 import torch.nn.functional as F
 
-from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import RPG
 from llada_rec.models.baselines.rpg import item_log_probs
-from llada_rec.models.transformer import TransformerConfig
+
+from toy_models import TINY_NETWORK, semantic_id_model
 
 
 def tiny_rpg(num_items: int = 9, num_heads: int = 3, codebook_size: int = 4) -> RPG:
-    generator = torch.Generator().manual_seed(1)
-    all_tuples = torch.cartesian_prod(*[torch.arange(codebook_size)] * num_heads)  # [K^M, M]
-    codes = all_tuples[torch.randperm(len(all_tuples), generator=generator)[:num_items]]
     torch.manual_seed(0)
-    model = RPG(network=TransformerConfig(d_model=16, num_layers=2, num_attention_heads=2, dropout=0.0), temperature=0.5, top_k=5, metric_ks=(1, 5))
-    model.data_info = DataInfo(num_items=num_items, max_history=4, num_heads=num_heads, codebook_size=codebook_size)
-    model.build(model.data_info, codes)
-    with torch.no_grad():  # larger weights than the init: distinct, non-uniform distributions
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.5)
-    return model.eval()
+    return semantic_id_model(RPG(network=TINY_NETWORK, temperature=0.5, top_k=5, metric_ks=(1, 5)), num_items, num_heads, codebook_size)
 
 
 def brute_force_scores(model: RPG, history: torch.Tensor) -> torch.Tensor:

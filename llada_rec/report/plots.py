@@ -26,15 +26,22 @@ def _pyplot():
     return plt
 
 
-def bar_panels(
-    panels: Mapping[str, tuple[list[str], dict[str, list[Optional[float]]]]],
-    title: str,
-    path: Path,
-    xlabel: str = "",
-    stacked: bool = False,
-    errors: Optional[Mapping[str, Mapping[str, Sequence[Optional[float]]]]] = None,
-) -> Path:
-    """One panel per key of ``panels``: groups on x (labels), one bar per series in each group.
+Panels = Mapping[str, tuple[list[str], dict[str, list[Optional[float]]]]]
+Errors = Mapping[str, Mapping[str, Sequence[Optional[float]]]]
+
+
+def bar_panels(panels: Panels, title: str, path: Path, xlabel: str = "", stacked: bool = False, errors: Optional[Errors] = None) -> Path:
+    """:func:`bar_figure` written to ``path`` as a PNG (atomically)."""
+    fig = bar_figure(panels, title, xlabel, stacked, errors)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
+    _pyplot().close(fig)
+    return path
+
+
+def bar_figure(panels: Panels, title: str, xlabel: str = "", stacked: bool = False, errors: Optional[Errors] = None) -> Any:
+    """One panel per key of ``panels``: groups on x (labels), one bar per series in each group,
+    each bar labelled with its value; returns the matplotlib Figure.
 
     ``panels[name] = (group_labels, {series: values per group})``; missing values are skipped.
     ``errors[name][series]``: error bars (the seed spread) in the same layout, None for none.
@@ -72,10 +79,7 @@ def bar_panels(
         ax.legend(fontsize=9)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _bars(group: Sequence[Cell], metric: str) -> dict[str, list[Any]]:
@@ -117,14 +121,23 @@ def family_plot(runs: Sequence[Run], family: Family, out: Path, metrics: Sequenc
     return bar_panels(panels, family.title, out / f"{family.name}.png", errors=errors)
 
 
-def overview_plot(runs: Sequence[Run], out: Path, metrics: Sequence[str] = ("recall@10", "ndcg@10")) -> Path:
-    """Every run, a panel per dataset: the quick look at a set of runs."""
+OVERVIEW_METRICS = ("recall@10", "ndcg@10")
+
+
+def overview_plot(runs: Sequence[Run], out: Path, metrics: Sequence[str] = OVERVIEW_METRICS) -> Path:
+    """Every run, a panel per dataset: the quick look at a set of runs (``overview.png``)."""
+    panels, errors = overview_panels(runs, metrics)
+    return bar_panels(panels, "All runs (test)", out / "overview.png", stacked=True, errors=errors)
+
+
+def overview_panels(runs: Sequence[Run], metrics: Sequence[str] = OVERVIEW_METRICS) -> tuple[Panels, Errors]:
+    """The overview's bars: a panel per dataset, a group per run (labelled), a series per metric."""
     panels, errors = {}, {}
     for dataset in dataset_order(runs):
         group = sorted((c for c in cells(runs) if c.dataset == dataset), key=_model_rank)
         labels = [r.label if r.model_class == "LLaDARec" or not r.variant else f"{r.model}: {r.label}" for r in group]
         panels[dataset] = (labels, {short_metric(m): [_metric(r, m) for r in group] for m in metrics})
         errors[dataset] = {short_metric(m): [r.spread(m) for r in group] for m in metrics}
-    return bar_panels(panels, "All runs (test)", out / "overview.png", stacked=True, errors=errors)
+    return panels, errors
 
 

@@ -8,13 +8,17 @@ synthetic data set in tmp_path.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
 from llada_rec.cli import main
+from llada_rec.report import load_runs
+from llada_rec.report.plots import FIGURE_DPI, bar_figure, overview_panels
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these
 
@@ -75,12 +79,19 @@ def test_tokenizer_artifact_has_unique_codes(pipeline: dict) -> None:
     assert stats["collisions_after"] == 0 and stats["codebook_size"] == CODEBOOK_SIZE
 
 
-def test_metrics_json_has_every_metric_in_range(pipeline: dict) -> None:
+def test_metrics_json_scores_the_predicted_lists(pipeline: dict) -> None:
+    """metrics.json (test) and predictions.jsonl (predict) come from the same checkpoint and
+    decoding: each metric is what its definition gives on the predicted top-10 lists."""
     metrics = json.loads((pipeline["run_dir"] / "metrics.json").read_text())
     assert set(metrics) == METRIC_KEYS
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    assert metrics["test/recall@1"] <= metrics["test/recall@5"] <= metrics["test/recall@10"]
-    assert metrics["test/ndcg@10"] <= metrics["test/recall@10"] and metrics["test/valid_unique"] == 1.0
+    rows = [json.loads(line) for line in (pipeline["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+    ranks = [row["items"].index(row["target"]) + 1 if row["target"] in row["items"] else None for row in rows]
+    for k in (1, 5, 10):
+        hits = [r for r in ranks if r is not None and r <= k]
+        assert metrics[f"test/recall@{k}"] == pytest.approx(len(hits) / len(rows), abs=1e-6), k
+        assert metrics[f"test/ndcg@{k}"] == pytest.approx(sum(1 / math.log2(r + 1) for r in hits) / len(rows), abs=1e-6), k
+    assert metrics["test/recall@10"] > 0  # some target is found, so the comparison above is not all zeros
+    assert metrics["test/valid_unique"] == 1.0
     assert (pipeline["run_dir"] / "config.yaml").is_file()
 
 
@@ -111,7 +122,14 @@ def test_report_lists_the_run(pipeline: dict) -> None:
     assert "`runs/demo/smoke`" in markdown and "| Demo | LLaDA-Rec | (reference) |" in markdown
     metrics = json.loads((pipeline["run_dir"] / "metrics.json").read_text())
     assert f"{metrics['test/recall@10']:.4f}" in markdown
-    assert (out / "overview.png").stat().st_size > 5_000
+    # overview.png is the overview figure of the runs, whose only group is this run with its metrics as bars
+    runs = load_runs([pipeline["root"] / "runs"])
+    panels, errors = overview_panels(runs)
+    assert panels == {"Demo": (["LLaDA-Rec"], {"R@10": [metrics["test/recall@10"]], "N@10": [metrics["test/ndcg@10"]]})}
+    fig = bar_figure(panels, "All runs (test)", stacked=True, errors=errors)
+    pixels = matplotlib.image.imread(out / "overview.png")
+    assert pixels.shape[:2] == (round(fig.get_figheight() * FIGURE_DPI), round(fig.get_figwidth() * FIGURE_DPI))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(f"{metrics[k]:.4f}" for k in ("test/recall@10", "test/ndcg@10"))
 
 
 def test_inference_ablation_on_a_trained_checkpoint(pipeline: dict) -> None:

@@ -22,7 +22,7 @@ from llada_rec.decoding import DecodingConfig
 from llada_rec.models.transformer import TransformerConfig
 
 from lcrec_files import write_lcrec_files
-from toy_models import TINY_NETWORK, assert_learns_cycle, built, semantic_id_model
+from toy_models import TINY_NETWORK, assert_full_ranking, assert_learns_cycle, built, semantic_id_model
 
 
 def sequence_data(sequences: list[list[int]], num_items: int) -> SequenceData:
@@ -131,18 +131,7 @@ def test_sasrec_is_causal():
 
 
 def test_sasrec_full_ranking_shape_and_padding():
-    model = tiny_sasrec(num_items=12)
-    short = torch.tensor([[5, 8], [0, 3]])
-    padded = torch.tensor([[0, 0, 0, 5, 8], [0, 0, 0, 0, 3]])
-    with torch.no_grad():
-        scores = model.full_scores(short)
-        assert scores.shape == (2, 12) and scores.dtype == torch.float32
-        torch.testing.assert_close(scores, model.full_scores(padded), rtol=1e-5, atol=1e-5)
-        items, top = model.recommend(padded, 5, "test")
-    assert items.shape == (2, 5) and bool((items >= 1).all() and (items <= 12).all())
-    expected = scores.topk(5, dim=1)
-    assert items.tolist() == (expected.indices + 1).tolist()
-    torch.testing.assert_close(top, expected.values, rtol=1e-5, atol=1e-5)
+    assert_full_ranking(tiny_sasrec(num_items=12), k=5)
 
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])

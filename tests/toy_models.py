@@ -74,3 +74,19 @@ def assert_learns_cycle(model: SequentialRecommender, steps: int, eval_loss: Opt
     assert loss_now() < 0.2 * first
     items, _ = model.recommend(batch["history"], 1, "test")
     assert (items[:, 0] == batch["target"]).float().mean() > 0.9
+
+
+def assert_full_ranking(model: SequentialRecommender, k: int) -> Tensor:
+    """A full-ranking model: ``full_scores`` is [B, N] float32 and unchanged by extra left
+    padding, and ``recommend(k)`` returns its top k (items 1..N). Returns the scores [2, N]."""
+    short = torch.tensor([[5, 8], [0, 3]])
+    padded = torch.tensor([[0, 0, 0, 5, 8], [0, 0, 0, 0, 3]])
+    with torch.no_grad():
+        scores = model.full_scores(short)
+        assert scores.shape == (2, model.data_info.num_items) and scores.dtype == torch.float32
+        torch.testing.assert_close(scores, model.full_scores(padded), rtol=1e-5, atol=1e-5)
+        items, top = model.recommend(padded, k, "test")
+    expected = scores.topk(k, dim=1)
+    assert items.tolist() == (expected.indices + 1).tolist()
+    torch.testing.assert_close(top, expected.values, rtol=1e-5, atol=1e-5)
+    return scores

@@ -14,7 +14,7 @@ one holding ``metrics.json``.
 
 Seeds: the full model runs every ``--seeds`` seed, the other variants the first; then a
 second pass adds the remaining seeds to the variants whose mean differs from the full
-model's by no more than twice the seed-to-seed spread (``llada_rec.report.unresolved``).
+model's by no more than twice the seed-to-seed spread (``llada_rec.report.cells.unresolved``).
 Last, ``llada-rec report`` writes ``<out>/report``: Table 4, the figures, ``figures.json``
 and the paper's orderings as reproduced / reversed / within noise.  The trials are listed in
 ``<out>/sweep.{json,md}``.
@@ -39,8 +39,12 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from llada_rec.report.cells import VERDICT_METRIC, unresolved
+from llada_rec.report.cli import write_report
+from llada_rec.report.orderings import orderings_table
+from llada_rec.report.tables import FIGURE_METRICS, TABLE_COLUMNS, table4
+from llada_rec.report.variants import load_runs
 from llada_rec.cli import DECODING_ARGS, data_stats, lightning_main
-from llada_rec.report import FIGURE_METRICS, TABLE_COLUMNS, VERDICT_METRIC, load_runs, orderings_table, table4, unresolved, write_report
 from llada_rec.sweep import Parameter, Sweep, Trial, command_line, fit_and_test, parse_cli_args, results_table, run_trials, write_results
 from llada_rec.utils import atomic_write_text
 

@@ -28,11 +28,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from llada_rec.report.tables import TABLE_COLUMNS
 from llada_rec.callbacks import TrainingClock, output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.models.configs import nest_flat_hparams
-from llada_rec.report import TABLE_COLUMNS
 from llada_rec.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]

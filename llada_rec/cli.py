@@ -25,6 +25,8 @@ from typing import Optional, Sequence
 
 import lightning_utilities.core.rank_zero
 
+from llada_rec.report.cli import main as report_main
+from llada_rec.report.tables import print_metrics_table
 from llada_rec.data.dataset import preprocess
 from llada_rec.data.readers import FORMATS, read_source
 from llada_rec.lightning_cli import (  # noqa: F401  (re-exported: benchmarks and callers import them from here)
@@ -45,7 +47,6 @@ from llada_rec.lightning_cli import (  # noqa: F401  (re-exported: benchmarks an
     short_argument_error,
 )
 from llada_rec.utils import ConfigError, UserError
-from llada_rec.report import main as report_main, print_metrics_table
 from llada_rec.sweep import main as sweep_main
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

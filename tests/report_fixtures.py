@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llada_rec import report
+from llada_rec.report.runs import Run
 
 
 # paper Table 3 / Table 4 numbers (R@1, R@5, R@10, N@5, N@10) make the expected cells obvious
@@ -72,7 +72,7 @@ def runs_root(tmp_path: Path) -> Path:
     return root
 
 
-def by_name(runs: list[report.Run]) -> dict[str, report.Run]:
+def by_name(runs: list[Run]) -> dict[str, Run]:
     return {f"{r.path.parent.name}/{r.path.name}": r for r in runs}
 
 

@@ -12,7 +12,10 @@ import pytest
 import torch
 import yaml
 
-from llada_rec import report
+from llada_rec.report.cells import cells, seed_spread
+from llada_rec.report.orderings import MIDDLE_ALPHA, ORDERINGS, orderings, orderings_table
+from llada_rec.report.tables import table4
+from llada_rec.report.variants import DEFAULT_NUM_STEPS, load_runs
 from llada_rec.data.demo import DEMO_CATEGORY, write_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +102,7 @@ def test_a_rerun_skips_every_finished_variant_and_refuses_another_budget(study: 
 @pytest.mark.slow
 def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> None:
     out = study["out"]
-    runs = report.load_runs([out])
+    runs = load_runs([out])
     by_dir = {(r.path.parent.name, r.path.name): r for r in runs}
     full = by_dir[("full", "seed_0")]
     assert full.family is None and full.label == by_dir[("full", "seed_1")].label == "LLaDA-Rec"  # seeds: one variant
@@ -119,9 +122,9 @@ def test_report_names_every_variant_by_what_its_config_changes(study: dict) -> N
     text = (out / "report" / "report.md").read_text()
     for label in [*labels.values(), "α=0.5", "α=2"]:
         assert f"| {label} |" in text, label
-    table4 = report.table4(runs)
-    assert table4.splitlines()[2].endswith("| seeds |")
-    assert "LLaDA-Rec | " in table4 and " ± " in table4.split("| LLaDA-Rec |")[1].splitlines()[0]
+    table = table4(runs)
+    assert table.splitlines()[2].endswith("| seeds |")
+    assert "LLaDA-Rec | " in table and " ± " in table.split("| LLaDA-Rec |")[1].splitlines()[0]
     for name in ("attention", "order", "steps", "alpha", "tokenizer", "training", "inference"):
         assert (out / "report" / f"{name}.png").stat().st_size > 10_000, name
 
@@ -137,7 +140,7 @@ def test_figures_json_has_every_figure_with_seed_counts_and_every_ordering(study
     [alpha] = figures["figures"]["alpha"]["panels"].values()
     assert alpha["x"] == ["α=0.5", "α=1", "α=2"]
     claims = [row["claim"] for row in figures["orderings"]]
-    assert len(claims) == len(report.ORDERINGS) + 1 and report.MIDDLE_ALPHA[1] in claims
+    assert len(claims) == len(ORDERINGS) + 1 and MIDDLE_ALPHA[1] in claims
     assert all(row["verdict"] in VERDICTS and row["spread"] is not None for row in figures["orderings"])
 
 
@@ -180,18 +183,18 @@ def test_verdicts_reproduced_reversed_within_noise_and_not_run(tmp_path: Path) -
     fake_run(tmp_path, "l2r", 0, 0.20, {"order": "left_to_right"}, ckpt="x.ckpt")
     fake_run(tmp_path, "l2r", 1, 0.30, {"order": "left_to_right"}, ckpt="y.ckpt")  # paired: not in the spread
     fake_run(tmp_path, "t2", 0, 0.105, {"num_steps": 2})
-    runs = report.load_runs([tmp_path])
-    assert report.seed_spread(report.cells(runs), "ndcg@10") == pytest.approx(0.02 / 2**0.5)
-    rows = {r["claim"]: r for r in report.orderings(runs)}
+    runs = load_runs([tmp_path])
+    assert seed_spread(cells(runs), "ndcg@10") == pytest.approx(0.02 / 2**0.5)
+    rows = {r["claim"]: r for r in orderings(runs)}
     assert rows["bidirectional > inter-item causal"]["verdict"] == "reproduced"
     assert rows["adaptive > left-to-right"]["verdict"] == "reversed"
     assert rows["adaptive > left-to-right"]["worse_mean"] == pytest.approx(0.25) and rows["adaptive > left-to-right"]["worse_seeds"] == 2
-    assert rows[f"more steps: T={report.DEFAULT_NUM_STEPS} > T=2"]["verdict"] == "within noise"
-    assert rows["more steps: T=2 > T=1"]["verdict"] == rows[report.MIDDLE_ALPHA[1]]["verdict"] == "not run"
-    assert "**reversed**" in report.orderings_table(list(rows.values()))
+    assert rows[f"more steps: T={DEFAULT_NUM_STEPS} > T=2"]["verdict"] == "within noise"
+    assert rows["more steps: T=2 > T=1"]["verdict"] == rows[MIDDLE_ALPHA[1]]["verdict"] == "not run"
+    assert "**reversed**" in orderings_table(list(rows.values()))
     fake_run(tmp_path / "one", "full", 0, 0.10)
     fake_run(tmp_path / "one", "inter", 0, 0.05, {"attention": "inter_item_causal"})
-    [row] = [r for r in report.orderings(report.load_runs([tmp_path / "one"])) if r["claim"].startswith("bidirectional")]
+    [row] = [r for r in orderings(load_runs([tmp_path / "one"])) if r["claim"].startswith("bidirectional")]
     assert row["verdict"] == "no spread (one seed)"
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llada_rec import report
-from llada_rec.report import load_runs
+from llada_rec.report import plots
+from llada_rec.report.cli import main
+from llada_rec.report.plots import overview_plot
+from llada_rec.report.variants import FAMILIES, family_members, load_runs
 from llada_rec.report.plots import FIGURE_DPI, bar_figure, overview_panels
 from llada_rec.report.variants import _member_label, _numeric_value
 from report_fixtures import runs_root  # noqa: F401  (a fixture)
@@ -18,7 +20,7 @@ from report_fixtures import runs_root  # noqa: F401  (a fixture)
 @pytest.mark.slow
 def test_report_writes_markdown_json_and_nontrivial_pngs(runs_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    report.main([str(runs_root / "scientific"), str(runs_root / "instrument" / "causal"), str(runs_root / "instrument" / "version_0"), "--out", str(out)])
+    main([str(runs_root / "scientific"), str(runs_root / "instrument" / "causal"), str(runs_root / "instrument" / "version_0"), "--out", str(out)])
     markdown = (out / "report.md").read_text()
     assert "## Table 3" in markdown and "## Table 4" in markdown and "![attention](attention.png)" in markdown
     assert "scientific/greedy" in markdown  # the all-runs table says where each run is
@@ -38,8 +40,8 @@ def test_report_writes_markdown_json_and_nontrivial_pngs(runs_root: Path, tmp_pa
 
 def test_numeric_family_plots_x_by_value(runs_root: Path) -> None:
     runs = load_runs([runs_root / "scientific"])
-    family = next(f for f in report.FAMILIES if f.name == "alpha")
-    members = report.family_members(runs, family)
+    family = next(f for f in FAMILIES if f.name == "alpha")
+    members = family_members(runs, family)
     members.sort(key=lambda r: _numeric_value(r, family))
     assert [_member_label(r, family) for r in members] == ["α=1", "α=3.5", "α=5"]
 
@@ -67,13 +69,13 @@ def test_bar_figure_draws_every_value_as_a_labelled_bar() -> None:
             assert shown == [(i, pytest.approx(v)) for i, v in enumerate(values) if v is not None and v == v], (name, label)
         value_labels = sorted(t.get_text() for t in ax.texts)
         assert value_labels == sorted(f"{v:.4f}" for vs in series.values() for v in vs if v is not None and v == v)
-    report.plots._pyplot().close(fig)
+    plots._pyplot().close(fig)
 
 
 def test_overview_png_shows_every_run(runs_root: Path, tmp_path: Path) -> None:
     """overview.png is the overview figure: each run a labelled group whose bars are its test metrics."""
     runs = load_runs([runs_root / "scientific", runs_root / "instrument"])
-    report.overview_plot(runs, tmp_path)
+    overview_plot(runs, tmp_path)
     panels, errors = overview_panels(runs)
     assert sorted(panels) == ["Instrument", "Scientific"]
     labels, series = panels["Scientific"]
@@ -87,4 +89,4 @@ def test_overview_png_shows_every_run(runs_root: Path, tmp_path: Path) -> None:
 
     pixels = matplotlib.image.imread(tmp_path / "overview.png")
     assert pixels.shape[:2] == (round(fig.get_figheight() * FIGURE_DPI), round(fig.get_figwidth() * FIGURE_DPI))
-    report.plots._pyplot().close(fig)
+    plots._pyplot().close(fig)

@@ -1,13 +1,15 @@
 """`llada_rec.report` run discovery and description: loading, variant labels and families, bad input."""
 
 from __future__ import annotations
+from llada_rec.report.cli import write_report
+from llada_rec.report.runs import ReportError
+from llada_rec.report.variants import load_runs
 
 import json
 from pathlib import Path
 
 import pytest
 
-from llada_rec.report import ReportError, load_runs, write_report
 from report_fixtures import PAPER, by_name, runs_root, write_run  # noqa: F401  (runs_root: a fixture)
 
 

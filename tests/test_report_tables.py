@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from llada_rec import report
-from llada_rec.report import load_runs, table3, table4
+from llada_rec.report.tables import metrics_table, table3, table4
+from llada_rec.report.variants import load_runs
 from report_fixtures import CLASS, runs_root, table_row, write_run  # noqa: F401  (runs_root: a fixture)
 
 
@@ -38,7 +38,7 @@ def test_table4_rows_are_variants_and_columns_datasets(runs_root: Path) -> None:
 
 
 def test_metrics_table_keeps_the_demo_layout() -> None:
-    text = report.metrics_table({"most-popular": {"test/recall@10": 0.1}, "LLaDA-Rec": {"test/recall@10": 0.25, "test/ndcg@5": 0.125}})
+    text = metrics_table({"most-popular": {"test/recall@10": 0.1}, "LLaDA-Rec": {"test/recall@10": 0.25, "test/ndcg@5": 0.125}})
     assert text.splitlines()[0] == "| model | R@1 | R@5 | R@10 | N@5 | N@10 |"
     assert table_row(text, "LLaDA-Rec") == ["-", "-", "0.2500", "0.1250", "-"]
 

@@ -16,8 +16,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from llada_rec.report.variants import load_runs
 from llada_rec.cli import main
-from llada_rec.report import load_runs
 from llada_rec.report.plots import FIGURE_DPI, bar_figure, overview_panels
 
 pytestmark = pytest.mark.slow  # see pyproject.toml; `make test-fast` skips these

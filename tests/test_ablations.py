@@ -16,7 +16,7 @@ from llada_rec.report.cells import cells, seed_spread
 from llada_rec.report.orderings import MIDDLE_ALPHA, ORDERINGS, orderings, orderings_table
 from llada_rec.report.tables import table4
 from llada_rec.report.variants import DEFAULT_NUM_STEPS, load_runs
-from llada_rec.data.demo import DEMO_CATEGORY, write_demo_dataset
+from llada_rec.demo.store import DEMO_CATEGORY, write_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANT_FILES = sorted((REPO / "experiments" / "ablations").glob("*.yaml"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llada_rec.data.demo import DEMO_CATEGORY, generate_demo, write_demo_dataset
+from llada_rec.demo.store import DEMO_CATEGORY, generate_demo, write_demo_dataset
 
 REVIEW_FIELDS = {
     "rating": float, "title": str, "text": str, "images": list, "asin": str,

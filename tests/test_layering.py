@@ -29,6 +29,7 @@ LAYERS = {
     "llada_rec.decoding": 0,
     "llada_rec.callbacks": 0,
     "llada_rec.data": 1,
+    "llada_rec.demo": 1,
     "llada_rec.tokenizers": 2,
     "llada_rec.data.datamodule": 3,
     "llada_rec.models": 4,

@@ -30,7 +30,7 @@ METRIC_KEYS = {f"test/{m}@{k}" for m in ("recall", "ndcg") for k in (1, 5, 10)} 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from llada_rec.data.demo import write_demo_dataset
+    from llada_rec.demo.store import write_demo_dataset
 
     root = tmp_path_factory.mktemp("smoke")
     experiments = REPO / "experiments"

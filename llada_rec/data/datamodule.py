@@ -22,6 +22,7 @@ from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
 from llada_rec.data.info import DataInfo
 from llada_rec.data.items import ItemDataModule, ItemEmbeddings  # noqa: F401  (re-exported: callers import them from here)
 from llada_rec.data.text import DEFAULT_TEXT_FIELDS
+from llada_rec.demo.store import DEMO_CATEGORY, write_demo_dataset
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
 from llada_rec.tokenizers.stage import build_semantic_ids
 
@@ -267,8 +268,6 @@ class RecDataModule(L.LightningDataModule):
 
     def _ensure_files(self) -> None:
         if self.generate_demo:
-            from llada_rec.data.demo import DEMO_CATEGORY, write_demo_dataset
-
             write_demo_dataset(self.path, category=self.category or DEMO_CATEGORY)
         if self.download:
             from llada_rec.data.download import DEFAULT_BASE_URL, download_category

@@ -26,14 +26,15 @@ Behaviour a caller can rely on (the reasons: ``docs/DECISIONS.md``, "Decoding"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal, get_args
 
 import torch
 from torch import Tensor
 
 from llada_rec.decoding.index import MASKED, ItemCodeIndex
 
-ORDERS = ("adaptive", "left_to_right", "right_to_left")
+Order = Literal["adaptive", "left_to_right", "right_to_left"]
+ORDERS: tuple[str, ...] = get_args(Order)
 
 LogProbFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from llada_rec.decoding.beam_search import ORDERS
+from llada_rec.decoding.beam_search import ORDERS, Order
 
-Order = Literal["adaptive", "left_to_right", "right_to_left"]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ with ``llada_rec.decoding.diffusion_beam_search`` (SPEC §5).
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -119,9 +119,9 @@ def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: 
 
 # -- the LightningModule ----------------------------------------------------------------
 HistoryMask = Literal["sequence_per_item", "history_token", "history_per_item", "none"]
-HISTORY_MASKS = ("sequence_per_item", "history_token", "history_per_item", "none")
+HISTORY_MASKS: tuple[str, ...] = get_args(HistoryMask)
 ItemMask = Literal["ratio", "count", "none"]
-ITEM_MASKS = ("ratio", "count", "none")
+ITEM_MASKS: tuple[str, ...] = get_args(ItemMask)
 
 
 class LLaDARec(SemanticIdRecommender):

@@ -21,7 +21,7 @@ Code convention shared with ``llada_rec.decoding``: a code of -1 (``MASKED``) me
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 import torch
 import torch.nn as nn
@@ -31,9 +31,9 @@ from llada_rec.models.transformer import TransformerConfig, TransformerEncoder, 
 
 OutputLayer = Literal["tied", "untied"]
 InitScheme = Literal["gpt", "default"]
-INIT_SCHEMES = ("gpt", "default")
+INIT_SCHEMES: tuple[str, ...] = get_args(InitScheme)
 AttentionKind = Literal["bidirectional", "causal", "inter_item_causal", "intra_item_causal", "cached_history"]
-ATTENTION_KINDS = ("bidirectional", "causal", "inter_item_causal", "intra_item_causal", "cached_history")
+ATTENTION_KINDS: tuple[str, ...] = get_args(AttentionKind)
 MASKED_CODE = -1  # same value as llada_rec.decoding.MASKED
 
 

@@ -13,7 +13,7 @@ Two block kinds (``block``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 import torch
 import torch.nn as nn
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 BlockKind = Literal["gpt", "llama"]
-BLOCK_KINDS = ("gpt", "llama")
+BLOCK_KINDS: tuple[str, ...] = get_args(BlockKind)
 
 
 @dataclass(frozen=True)

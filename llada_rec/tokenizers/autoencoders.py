@@ -13,7 +13,7 @@ sub-vectors (LLaDA-Rec) or M residual levels on one vector (RQ-VAE).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args
 
 import torch
 from torch import Tensor
@@ -28,7 +28,8 @@ from llada_rec.tokenizers.quantizers import (
     perplexity,
 )
 
-KEEP_STATES = ("last", "lowest_collision_rate")
+KeepState = Literal["last", "lowest_collision_rate"]
+KEEP_STATES: tuple[str, ...] = get_args(KeepState)
 
 
 class VQAutoencoder(SemanticIdTokenizer):
@@ -45,7 +46,7 @@ class VQAutoencoder(SemanticIdTokenizer):
         weight_decay: float = 1e-4,
         dead_code_steps: int = 50,
         seed: int = 0,
-        keep_state: Literal["last", "lowest_collision_rate"] = "last",
+        keep_state: KeepState = "last",
         artifact_dir: Optional[str] = None,
     ) -> None:
         super().__init__(num_heads, codebook_size, artifact_dir)

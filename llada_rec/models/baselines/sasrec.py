@@ -16,7 +16,7 @@ once, the same data LLaDA-Rec trains on.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from llada_rec.models.configs import resolve_configs
 from llada_rec.models.transformer import TransformerConfig
 
 SASRecLoss = Literal["ce", "bce"]
-SASREC_LOSSES = ("ce", "bce")
+SASREC_LOSSES: tuple[str, ...] = get_args(SASRecLoss)
 
 
 def other_items(target: Tensor, num_items: int) -> Tensor:

@@ -6,7 +6,6 @@ run directories and resuming.  ``llada_rec.cli`` dispatches to it; sweeps run tr
 from __future__ import annotations
 
 import csv
-import importlib
 import os
 import re
 import shutil
@@ -29,8 +28,9 @@ from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.tokenizers.artifact import SemanticIds
+from llada_rec.run_checks import check_trainer, checkpoint_model_class, model_names
 from llada_rec.tokenizers.stage import load_tokenizer_config
-from llada_rec.utils import ConfigError, UserError
+from llada_rec.utils import ConfigError, StagedFiles, UserError, check_writable, run_dir
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 _DEBUG = False  # set by llada_rec.cli.main() through set_debug(): --debug or LLADA_REC_DEBUG=1
@@ -103,18 +103,6 @@ def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str,
         elif key in hparams and saved != value:
             changed[key] = value
     return changed
-
-
-def checkpoint_model_class(hparams: dict[str, Any], model_config: Any) -> Optional[type]:
-    """The model class a checkpoint's hyperparameters (or else the config) name, if importable."""
-    class_path = hparams.get("_class_path") or (model_config.get("class_path") if hasattr(model_config, "get") else None)
-    if not isinstance(class_path, str) or "." not in class_path:
-        return None
-    module, name = class_path.rsplit(".", 1)
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def expected_num_heads(data: Any) -> Optional[int]:
@@ -230,17 +218,20 @@ class SaveAndLogConfigCallback(SaveConfigCallback):
     unless that is the checkpoint's own run, whose config stays), and in the W&B run."""
 
     output_dir: Optional[str] = None
+    staging: Optional[StagedFiles] = None  # test/predict: config.yaml moves into place with the results
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.output_dir is None:
+        if self.output_dir is None and self.staging is None:
             return super().setup(trainer, pl_module, stage)
         if self.already_saved:
             return
+        path = run_dir(trainer, self.output_dir) / self.config_filename  # every rank asks (DDP)
         if trainer.is_global_zero:
-            if self.save_to_log_dir:
-                os.makedirs(self.output_dir, exist_ok=True)
-                path = os.path.join(self.output_dir, self.config_filename)
-                self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            if self.save_to_log_dir and self.staging is not None:
+                self.staging.stage(path, self.parser.dump(self.config, skip_none=False))
+            elif self.save_to_log_dir:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
             self.save_config(trainer, pl_module, stage)
         self.already_saved = True
 
@@ -257,6 +248,7 @@ class LLaDARecCLI(LightningCLI):
         self._resume: Optional[tuple[Path, int]] = None  # (run dir, checkpoint epoch) of `fit` resuming
         self._output_dir: Optional[Path] = None  # test/predict with a checkpoint
         self._ckpt_run_dir: Optional[Path] = None
+        self._staging: Optional[StagedFiles] = None  # validate/test/predict: files move into place at the end
         self._validated = False
         super().__init__(
             model_class=L.LightningModule,
@@ -310,8 +302,13 @@ class LLaDARecCLI(LightningCLI):
                 hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
             except Exception as err:
                 raise UserError(f"--ckpt_path {ckpt}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
-            model_class = checkpoint_model_class(hparams, cfg.model)
+            model_class = checkpoint_model_class(hparams, cfg.model.get("class_path"), ckpt)
             hparams = nest_flat_hparams(model_class, hparams) if model_class is not None else dict(hparams)  # old flat checkpoints
+            configured = {k: v for k, v in (_plain(init_args) or {}).items() if k not in DECODING_ARGS}
+            ignored = changed_settings(configured, hparams)
+            if ignored:  # the network must be the one the weights were trained for
+                print(f"note: --ckpt_path {ckpt}: the checkpoint's model settings are used; the config's "
+                      f"{', '.join(f'{k}={v}' for k, v in sorted(ignored.items()))} ignored", file=sys.stderr)
             self._parse_checkpoint_hparams(sub, hparams)
         cfg = self.config[sub]  # parsing the checkpoint's hyperparameters made a new config
         for key, value in keep.items():
@@ -361,6 +358,7 @@ class LLaDARecCLI(LightningCLI):
         cfg = self.config[sub] if sub else self.config
         model = cfg.get("model")
         init_args = model.get("init_args") if model is not None and hasattr(model, "get") else None
+        check_trainer(cfg.get("trainer"), sub)
         check_ranges(init_args, "--model.init_args")
         check_ranges(cfg.get("data"), "--data")
         if cfg.get("data") is not None and cfg.data.get("format") not in FORMATS:
@@ -378,6 +376,18 @@ class LLaDARecCLI(LightningCLI):
             if sub not in ("test", "predict", None):
                 raise ConfigError("--output_dir is for test and predict (fit writes into the logger's run dir)")
             self._output_dir = Path(cfg.output_dir)
+        if sub is not None:
+            self._check_output_writable(sub, cfg)
+
+    def _check_output_writable(self, sub: str, cfg: Any) -> None:
+        """Before any work: the folder the run writes into accepts files."""
+        if self._output_dir is not None and sub != "fit":
+            hint = "choose another --output_dir" if cfg.get("output_dir") else "write the results elsewhere with --output_dir DIR"
+            return check_writable(self._output_dir, hint)
+        root = logger_root(cfg.trainer)
+        if root is not None:
+            return check_writable(root, "choose another --trainer.logger.init_args.save_dir")
+        check_writable(cfg.trainer.get("default_root_dir") or ".", "choose another --trainer.default_root_dir")
 
     def instantiate_classes(self) -> None:
         try:
@@ -393,6 +403,11 @@ class LLaDARecCLI(LightningCLI):
             raise
 
     def after_instantiate_classes(self) -> None:
+        if self.subcommand in ("validate", "test", "predict"):
+            self._staging = StagedFiles()
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, (RunFileWriter, SaveAndLogConfigCallback)):
+                    callback.staging = self._staging
         if self._output_dir is not None and self.subcommand in ("test", "predict"):
             for writer in (c for c in self.trainer.callbacks if isinstance(c, RunFileWriter)):
                 writer.output_dir = str(self._output_dir)
@@ -429,7 +444,12 @@ class LLaDARecCLI(LightningCLI):
                 if self._resume is not None:  # resuming in place: of course the directory is not empty
                     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
                 super()._run_subcommand(subcommand)
+            if self._staging is not None and self.trainer.is_global_zero:
+                for note in self._staging.commit():
+                    print(note)
         except SystemExit as stop:  # Lightning's graceful stop after SIGINT (exit 1) or SIGTERM (exit 0)
+            if self._staging is not None:
+                self._staging.discard()
             if self.trainer.state.status != TrainerStatus.INTERRUPTED:
                 raise
             sigterm = bool(getattr(self.trainer, "received_sigterm", False))
@@ -447,12 +467,26 @@ class LLaDARecCLI(LightningCLI):
                 raise UserError(f"--ckpt_path {ckpt}: does not fit this model and data ({first}); "
                                 "use the config and data it was trained with") from err
             raise
+        except OSError as err:  # a write failed (full disk, read-only folder): say what is kept
+            self._clean_failed_run(before, output_dir)
+            raise UserError(f"{err.filename or 'a file'}: {err.strerror or err}; {self._kept_files()}") from err
         except BaseException:
             self._clean_failed_run(before, output_dir)
             raise
 
+    def _kept_files(self) -> str:
+        """Where a failed run's finished files are (its checkpoints), or that earlier files stayed."""
+        callback = self.trainer.checkpoint_callback
+        saved = [p for p in (getattr(callback, "best_model_path", ""), getattr(callback, "last_model_path", "")) if p and Path(p).is_file()]
+        if self.subcommand == "fit" and saved:
+            return f"the checkpoints written so far are kept: {', '.join(sorted(set(saved)))}"
+        return "nothing was written, and no earlier file was changed"
+
     def _clean_failed_run(self, before: set[Path], output_dir: Optional[Path]) -> None:
-        """Remove the directories this run made if it wrote no checkpoint or result into them."""
+        """Drop the staged files; remove the directories this run made if it wrote no checkpoint
+        or result into them."""
+        if self._staging is not None:
+            self._staging.discard()
         if self.trainer.is_global_zero:
             for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
                 if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
@@ -473,8 +507,8 @@ def _class_name(config: Any, sub: Optional[str]) -> str:
 
 FIT_EPILOG = (
     "Model options: `--model.help CLASS` lists a model's init arguments, e.g. "
-    "`llada-rec fit --model.help LLaDARec` (also SASRec, TIGER, MostPopular, ItemTransitions, "
-    "MultiHeadVQVAE, RQVAE, RQKMeans, OPQ); `--print_config` after --config shows the composed "
+    f"`llada-rec fit --model.help LLaDARec` (models: {', '.join(model_names())}); "
+    "`--print_config` after --config shows the composed "
     "configuration.  `--ckpt_path last` resumes the newest run in its own directory; test/predict "
     "accept `--ckpt_path best|last|PATH`.  --debug shows tracebacks."
 )

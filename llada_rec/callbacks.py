@@ -51,7 +51,7 @@ class ResumableCheckpoint(ModelCheckpoint):
     every epoch (after validation, best tracking and early stopping have seen that epoch),
     written to a temporary name and renamed (an interruption mid-write keeps the previous
     one), and it carries the global RNG states, so a resumed run draws the same masks and
-    dropout as an uninterrupted one.
+    dropout as an uninterrupted one.  ``fast_dev_run`` writes no checkpoint.
     """
 
     def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
@@ -63,6 +63,8 @@ class ResumableCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if trainer.fast_dev_run:  # a smoke test keeps nothing (it has no version folder: loggers are off)
+            return
         tmp = f"{filepath}.tmp"
         try:
             super()._save_checkpoint(trainer, tmp)

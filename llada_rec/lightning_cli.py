@@ -93,6 +93,13 @@ def _plain(value: Any) -> Any:
     return value.as_dict() if hasattr(value, "as_dict") else value
 
 
+def _as_lists(value: Any) -> Any:
+    """Tuples as lists, in nested dicts too (a checkpoint keeps tuples, a config lists)."""
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
     """The settings in ``kept`` (groups by their fields' names) that differ from the checkpoint's."""
     changed = {}
@@ -305,7 +312,7 @@ class LLaDARecCLI(LightningCLI):
             model_class = checkpoint_model_class(hparams, cfg.model.get("class_path"), ckpt)
             hparams = nest_flat_hparams(model_class, hparams) if model_class is not None else dict(hparams)  # old flat checkpoints
             configured = {k: v for k, v in (_plain(init_args) or {}).items() if k not in DECODING_ARGS}
-            ignored = changed_settings(configured, hparams)
+            ignored = changed_settings(_as_lists(configured), _as_lists(hparams))
             if ignored:  # the network must be the one the weights were trained for
                 print(f"note: --ckpt_path {ckpt}: the checkpoint's model settings are used; the config's "
                       f"{', '.join(f'{k}={v}' for k, v in sorted(ignored.items()))} ignored", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, RichModelSummary
 
 from llada_rec.utils import StagedFiles, atomic_write_text, run_dir
 
@@ -208,6 +208,30 @@ class PredictionsWriter(RunFileWriter):
         describe = getattr(trainer.datamodule, "describe_prediction", None)
         lines = [json.dumps(describe(s, r["items"], r["scores"]) if describe else r) for s, r in sorted(unique.items())]
         self.write(path, "\n".join(lines) + "\n", f"wrote {len(lines)} recommendations to {path}")
+
+
+class _SummaryOfParameters:
+    """The model summary, left out for a model without parameters (the count baselines: a table of zeros)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if any(True for _ in pl_module.parameters()):
+            super().on_fit_start(trainer, pl_module)  # type: ignore[misc]
+
+
+class ParameterModelSummary(_SummaryOfParameters, ModelSummary):
+    pass
+
+
+class ParameterRichModelSummary(_SummaryOfParameters, RichModelSummary):
+    pass
+
+
+def without_empty_summary(callback: Callback) -> Callback:
+    """Lightning's own model summary callback as one that skips models without parameters."""
+    if type(callback) not in (ModelSummary, RichModelSummary):
+        return callback
+    kind = ParameterRichModelSummary if isinstance(callback, RichModelSummary) else ParameterModelSummary
+    return kind(callback._max_depth, **callback._summarize_kwargs)
 
 
 def prediction_rows(outputs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from lightning.pytorch.trainer.states import TrainerStatus
 import llada_rec.models  # noqa: F401  (registers the model classes: --model LLaDARec works)
 import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
-from llada_rec.callbacks import RunFileWriter, output_writers
+from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_summary
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
@@ -410,6 +410,10 @@ class LLaDARecCLI(LightningCLI):
             raise
 
     def after_instantiate_classes(self) -> None:
+        self.trainer.callbacks[:] = [without_empty_summary(c) for c in self.trainer.callbacks]
+        for logger in self.trainer.loggers:  # Lightning passes anonymous=None, which W&B warns about
+            if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:
+                logger._wandb_init.pop("anonymous", None)
         if self.subcommand in ("validate", "test", "predict"):
             self._staging = StagedFiles()
             for callback in self.trainer.callbacks:
@@ -480,6 +484,8 @@ class LLaDARecCLI(LightningCLI):
         except BaseException:
             self._clean_failed_run(before, output_dir)
             raise
+        finally:
+            _finish_wandb(self.trainer)
 
     def _kept_files(self) -> str:
         """Where a failed run's finished files are (its checkpoints), or that earlier files stayed."""
@@ -498,6 +504,14 @@ class LLaDARecCLI(LightningCLI):
             for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
                 if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
                     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _finish_wandb(trainer: L.Trainer) -> None:
+    """End the W&B run while the terminal is still ours (at interpreter exit, W&B prints raw
+    ANSI codes into a log file)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger._experiment.finish(exit_code=0 if trainer.state.status == TrainerStatus.FINISHED else 1)
 
 
 def _run_dirs(trainer: L.Trainer) -> list[Path]:

@@ -5,14 +5,13 @@ run directories and resuming.  ``llada_rec.cli`` dispatches to it; sweeps run tr
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
@@ -27,9 +26,21 @@ from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_sum
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
-from llada_rec.tokenizers.artifact import SemanticIds
-from llada_rec.run_checks import check_trainer, checkpoint_model_class, model_names
-from llada_rec.tokenizers.stage import load_tokenizer_config
+from llada_rec.run_checks import (  # noqa: F401  (ARG_RULES, check_ranges: re-exported)
+    ARG_RULES,
+    check_ranges,
+    check_trainer,
+    checkpoint_model_class,
+    expected_num_heads,
+    model_names,
+)
+from llada_rec.run_dirs import (  # noqa: F401  (re-exported: cli, sweeps and tests import them from here)
+    _first_logger,
+    checkpoint_run_dir,
+    find_checkpoint,
+    logger_root,
+    read_metrics_rows,
+)
 from llada_rec.utils import ConfigError, StagedFiles, UserError, check_writable, run_dir
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -45,48 +56,6 @@ def set_debug(on: bool) -> None:
 #: Init arguments a config keeps over a trained checkpoint's when it tests or predicts with it:
 #: the decoding settings group (its fields: ``llada_rec.decoding.DECODING_FIELDS``) and top_k.
 DECODING_ARGS = ("decoding", "top_k")
-
-#: Ranges of init arguments, by name, for any model or the DataModule: checked before
-#: anything is built, so a bad value fails in a second with the option named.
-ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lr": (lambda v: v > 0, "> 0"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
-    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "alpha": (lambda v: v >= 0, ">= 0"),
-    "temperature": (lambda v: v > 0, "> 0"),
-    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "beam_size": (lambda v: v >= 1, ">= 1"),
-    "val_beam_size": (lambda v: v >= 1, ">= 1"),
-    "num_steps": (lambda v: v >= 1, ">= 1"),
-    "top_k": (lambda v: v >= 1, ">= 1"),
-    "d_model": (lambda v: v >= 1, ">= 1"),
-    "num_layers": (lambda v: v >= 1, ">= 1"),
-    "num_attention_heads": (lambda v: v >= 1, ">= 1"),
-    "chunk_size": (lambda v: v >= 1, ">= 1"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "eval_batch_size": (lambda v: v >= 1, ">= 1"),
-    "item_batch_size": (lambda v: v >= 1, ">= 1"),
-    "max_history": (lambda v: v >= 1, ">= 1"),
-    "kcore": (lambda v: v >= 0, ">= 0"),
-    "num_heads": (lambda v: v >= 1, ">= 1"),
-    "codebook_size": (lambda v: v >= 2, ">= 2"),
-}
-
-
-def check_ranges(values: Any, prefix: str) -> None:
-    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range
-    (settings groups too: ``prefix.network.d_model``)."""
-    for name, value in dict(values or {}).items():  # a Namespace flattens groups to "network.d_model"
-        if isinstance(value, dict):
-            check_ranges(value, f"{prefix}.{name}")
-            continue
-        rule = ARG_RULES.get(name.rsplit(".", 1)[-1])
-        if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        ok, required = rule
-        if not ok(value):
-            raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
-
 
 def _plain(value: Any) -> Any:
     """A jsonargparse Namespace as a dict (other values as they are)."""
@@ -110,83 +79,6 @@ def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str,
         elif key in hparams and saved != value:
             changed[key] = value
     return changed
-
-
-def expected_num_heads(data: Any) -> Optional[int]:
-    """M from the data config without touching the data: the artifact's codes or the tokenizer config."""
-    if data.get("semantic_ids"):
-        ids = SemanticIds.load(data["semantic_ids"])
-        return ids.num_heads
-    if data.get("tokenizer_config"):
-        config = load_tokenizer_config([data["tokenizer_config"], *(data.get("tokenizer_overrides") or [])])
-        return config.model.init_args.get("num_heads")
-    return None
-
-
-# ---------------------------------------------------------------------------------------
-# Run directories and checkpoints
-# ---------------------------------------------------------------------------------------
-def _first_logger(trainer_config: Any) -> Optional[Any]:
-    logger = trainer_config.get("logger")
-    if isinstance(logger, list):
-        logger = logger[0] if logger else None
-    return logger if logger not in (None, True, False) and hasattr(logger, "get") else None
-
-
-def logger_root(trainer_config: Any) -> Optional[Path]:
-    """``save_dir/name`` of the first (CSV-style) logger: the parent of the run's version dirs."""
-    logger = _first_logger(trainer_config)
-    if logger is None:
-        return None
-    init = logger.get("init_args") or {}
-    save_dir = init.get("save_dir")
-    if save_dir is None:
-        return None
-    name = init.get("name", "lightning_logs")
-    return Path(save_dir) / name if name else Path(save_dir)
-
-
-def checkpoint_run_dir(ckpt_path: str | os.PathLike) -> Optional[Path]:
-    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt`` -> ``<run>``)."""
-    path = Path(ckpt_path)
-    return path.parent.parent if path.parent.name == "checkpoints" else None
-
-
-def find_checkpoint(root: Optional[Path], which: str) -> Path:
-    """The newest run's ``last.ckpt`` (``which="last"``) or its best checkpoint (``"best"``) below root."""
-    where = f"{root}/*/checkpoints" if root is not None else "the logger's run directories"
-    lasts = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
-    if which == "last":
-        if not lasts:
-            raise ConfigError(f"--ckpt_path last: no last.ckpt in {where}; train first (fit), or pass a checkpoint path")
-        return lasts[-1]
-    if lasts:
-        state = torch.load(lasts[-1], map_location="cpu", weights_only=True).get("callbacks", {})
-        for key, value in state.items():
-            best = value.get("best_model_path") if key.startswith("ResumableCheckpoint") or key.startswith("ModelCheckpoint") else None
-            if best and Path(best).is_file():
-                return Path(best)
-    bests = sorted(root.glob("*/checkpoints/best*.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
-    if not bests:
-        raise ConfigError(f"--ckpt_path best: no best checkpoint in {where}; train first (fit), or pass a checkpoint path")
-    return bests[-1]
-
-
-def read_metrics_rows(path: Path, last_epoch: int) -> list[dict[str, Any]]:
-    """The rows of a metrics.csv logged in epochs <= last_epoch, as numbers."""
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            values = {k: float(v) for k, v in row.items() if v not in ("", None)}
-            if "epoch" in values and values["epoch"] > last_epoch:
-                continue
-            for key in ("step", "epoch"):
-                if key in values:
-                    values[key] = int(values[key])
-            rows.append(values)
-    return rows
 
 
 _SKIP = ("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path", "Given value",

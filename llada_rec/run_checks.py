@@ -1,5 +1,5 @@
-"""Checks the command line makes before any data work: the trainer options the project's
-code depends on, the model class a checkpoint names (looked up among the project's classes,
+"""Checks the command line makes before any data work: ranges of model, data and trainer
+options, the model class a checkpoint names (looked up among the project's classes,
 never imported), and the model names its help lists."""
 
 from __future__ import annotations
@@ -9,7 +9,61 @@ from typing import Any, Callable, Optional
 
 import lightning as L
 
+from llada_rec.tokenizers.artifact import SemanticIds
+from llada_rec.tokenizers.stage import load_tokenizer_config
 from llada_rec.utils import ConfigError
+
+#: Ranges of init arguments, by name, for any model or the DataModule: checked before
+#: anything is built, so a bad value fails in a second with the option named.
+ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "alpha": (lambda v: v >= 0, ">= 0"),
+    "temperature": (lambda v: v > 0, "> 0"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beam_size": (lambda v: v >= 1, ">= 1"),
+    "val_beam_size": (lambda v: v >= 1, ">= 1"),
+    "num_steps": (lambda v: v >= 1, ">= 1"),
+    "top_k": (lambda v: v >= 1, ">= 1"),
+    "d_model": (lambda v: v >= 1, ">= 1"),
+    "num_layers": (lambda v: v >= 1, ">= 1"),
+    "num_attention_heads": (lambda v: v >= 1, ">= 1"),
+    "chunk_size": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "eval_batch_size": (lambda v: v >= 1, ">= 1"),
+    "item_batch_size": (lambda v: v >= 1, ">= 1"),
+    "max_history": (lambda v: v >= 1, ">= 1"),
+    "kcore": (lambda v: v >= 0, ">= 0"),
+    "num_heads": (lambda v: v >= 1, ">= 1"),
+    "codebook_size": (lambda v: v >= 2, ">= 2"),
+}
+
+
+def check_ranges(values: Any, prefix: str) -> None:
+    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range
+    (settings groups too: ``prefix.network.d_model``)."""
+    for name, value in dict(values or {}).items():  # a Namespace flattens groups to "network.d_model"
+        if isinstance(value, dict):
+            check_ranges(value, f"{prefix}.{name}")
+            continue
+        rule = ARG_RULES.get(name.rsplit(".", 1)[-1])
+        if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        ok, required = rule
+        if not ok(value):
+            raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
+
+
+def expected_num_heads(data: Any) -> Optional[int]:
+    """M from the data config without touching the data: the artifact's codes or the tokenizer config."""
+    if data.get("semantic_ids"):
+        ids = SemanticIds.load(data["semantic_ids"])
+        return ids.num_heads
+    if data.get("tokenizer_config"):
+        config = load_tokenizer_config([data["tokenizer_config"], *(data.get("tokenizer_overrides") or [])])
+        return config.model.init_args.get("num_heads")
+    return None
 
 #: Trainer options our code depends on, with the values it works with (``None``: the default).
 TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {

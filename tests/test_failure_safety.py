@@ -182,3 +182,13 @@ def test_a_successful_test_replaces_the_files_and_says_where(project, capsys):
     assert code == 0 and f"wrote test metrics to {RUN / 'top_k=20' / 'metrics.json'}" in out
     assert set(after) == set(before) and after["toy/version_0/top_k=20/config.yaml"] != before["toy/version_0/top_k=20/config.yaml"]
     assert after["toy/version_0/top_k=20/metrics.json"] == before["toy/version_0/top_k=20/metrics.json"]  # same figures
+
+
+def test_fast_dev_run_keeps_no_checkpoint(tmp_path, monkeypatch, capsys):
+    """Lightning turns loggers off for it, so a checkpoint would land in runs/checkpoints/,
+    outside any version folder (and `--ckpt_path last` would never find it)."""
+    monkeypatch.chdir(tmp_path)
+    write_toy_data(tmp_path / "data")
+    (tmp_path / "toy.yaml").write_text(TOY_CONFIG)
+    code, _, _ = run(["fit", "--config", "toy.yaml", "--trainer.fast_dev_run", "true"], capsys)
+    assert code == 0 and not list(tmp_path.rglob("*.ckpt")) and not (tmp_path / "runs" / "checkpoints").exists()

@@ -302,6 +302,8 @@ class LLaDARecCLI(LightningCLI):
             raise
 
     def after_instantiate_classes(self) -> None:
+        if not hasattr(self, "trainer"):  # a parse-only subclass (sweeps) instantiates nothing
+            return
         self.trainer.callbacks[:] = [without_empty_summary(c) for c in self.trainer.callbacks]
         for logger in self.trainer.loggers:  # Lightning passes anonymous=None, which W&B warns about
             if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:

@@ -374,7 +374,8 @@ class LLaDARecCLI(LightningCLI):
             raise
         except OSError as err:  # a write failed (full disk, read-only folder): say what is kept
             self._clean_failed_run(before, output_dir)
-            raise UserError(f"{err.filename or 'a file'}: {err.strerror or err}; {self._kept_files()}") from err
+            where = err.filename or f"writing into {self.trainer.log_dir or self.trainer.default_root_dir}"
+            raise UserError(f"{where}: {err.strerror or err}; {self._kept_files()}") from err
         except BaseException:
             self._clean_failed_run(before, output_dir)
             raise

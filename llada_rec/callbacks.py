@@ -14,9 +14,9 @@ from typing import Any, Optional
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, RichModelSummary
 
-from llada_rec.utils import atomic_write_text, run_dir
+from llada_rec.utils import StagedFiles, atomic_write_text, run_dir
 
 
 def rng_states() -> dict[str, Any]:
@@ -51,7 +51,7 @@ class ResumableCheckpoint(ModelCheckpoint):
     every epoch (after validation, best tracking and early stopping have seen that epoch),
     written to a temporary name and renamed (an interruption mid-write keeps the previous
     one), and it carries the global RNG states, so a resumed run draws the same masks and
-    dropout as an uninterrupted one.
+    dropout as an uninterrupted one.  ``fast_dev_run`` writes no checkpoint.
     """
 
     def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
@@ -63,10 +63,16 @@ class ResumableCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if trainer.fast_dev_run:  # a smoke test keeps nothing (it has no version folder: loggers are off)
+            return
         tmp = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, tmp)
-        if trainer.is_global_zero and os.path.exists(tmp):
-            os.replace(tmp, filepath)
+        try:
+            super()._save_checkpoint(trainer, tmp)
+            if trainer.is_global_zero and os.path.exists(tmp):
+                os.replace(tmp, filepath)
+        finally:  # a failed write or rename leaves no half-written file behind
+            if trainer.is_global_zero and os.path.exists(tmp):
+                os.remove(tmp)
         trainer.strategy.barrier("checkpoint_rename")
         self._last_checkpoint_saved = filepath
 
@@ -131,12 +137,23 @@ class TrainingClock(Callback):
 class RunFileWriter(Callback):
     """A callback that writes one file into the run directory (:func:`llada_rec.utils.run_dir`):
     ``output_dir`` when set (the CLI sets it for test/predict of a trained run), else the
-    logger's version directory, else the trainer's root dir.  Rank 0 writes, atomically."""
+    logger's version directory, else the trainer's root dir.  Rank 0 writes, atomically; with
+    ``staging`` set (the CLI sets it), the file is only staged, and moved into place when the
+    whole run has succeeded (:class:`llada_rec.utils.StagedFiles`)."""
 
     filename = ""
 
     def __init__(self, output_dir: Optional[str] = None) -> None:
         self.output_dir = output_dir
+        self.staging: Optional[StagedFiles] = None
+
+    def write(self, path: Path, text: str, note: str) -> None:
+        """Write (or stage) the run's result ``text`` at ``path``; ``note`` says where it went."""
+        if self.staging is not None:
+            self.staging.stage(path, text, show=True, note=note)
+            return
+        atomic_write_text(path, text)
+        print(note)
 
     def path(self, trainer: L.Trainer) -> Path:
         """The file's path; a collective call under DDP (every rank must ask)."""
@@ -152,7 +169,7 @@ class MetricsWriter(RunFileWriter):
         results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         path = self.path(trainer)
         if trainer.is_global_zero:
-            atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+            self.write(path, json.dumps(results, indent=2, sort_keys=True) + "\n", f"wrote test metrics to {path}")
 
 
 class PredictionsWriter(RunFileWriter):
@@ -190,8 +207,31 @@ class PredictionsWriter(RunFileWriter):
         unique = {r["sample"]: r for r in rows}  # a sample repeated by a sampler counts once
         describe = getattr(trainer.datamodule, "describe_prediction", None)
         lines = [json.dumps(describe(s, r["items"], r["scores"]) if describe else r) for s, r in sorted(unique.items())]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-        print(f"wrote {len(lines)} recommendations to {path}")
+        self.write(path, "\n".join(lines) + "\n", f"wrote {len(lines)} recommendations to {path}")
+
+
+class _SummaryOfParameters:
+    """The model summary, left out for a model without parameters (the count baselines: a table of zeros)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if any(True for _ in pl_module.parameters()):
+            super().on_fit_start(trainer, pl_module)  # type: ignore[misc]
+
+
+class ParameterModelSummary(_SummaryOfParameters, ModelSummary):
+    pass
+
+
+class ParameterRichModelSummary(_SummaryOfParameters, RichModelSummary):
+    pass
+
+
+def without_empty_summary(callback: Callback) -> Callback:
+    """Lightning's own model summary callback as one that skips models without parameters."""
+    if type(callback) not in (ModelSummary, RichModelSummary):
+        return callback
+    kind = ParameterRichModelSummary if isinstance(callback, RichModelSummary) else ParameterModelSummary
+    return kind(callback._max_depth, **callback._summarize_kwargs)
 
 
 def prediction_rows(outputs: dict[str, Any]) -> list[dict[str, Any]]:

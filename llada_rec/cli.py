@@ -144,9 +144,11 @@ def _dispatch(argv: list[str], from_sys_argv: bool) -> None:
 
 #: Messages nobody running this project can act on: tips about other products, a warning
 #: about TensorBoard not being installed (CSV is the default here), a deprecation inside
-#: Lightning, and "predict returned None" (predictions are written to a file instead).
+#: Lightning, "predict returned None" (predictions are written to a file instead), and
+#: accelerators the machine does not have.
 NOISE = ("💡 Tip:", "Starting from v1.9.0, `tensorboardX`", "`isinstance(treespec, LeafSpec)` is deprecated",
-         "predict returned None", "LightningCLI's args parameter")
+         "predict returned None", "LightningCLI's args parameter", "GPU available: False", "TPU available: False",
+         "HPU available: False")
 
 
 class _DropNoise(logging.Filter):
@@ -155,7 +157,10 @@ class _DropNoise(logging.Filter):
 
 
 def quiet_known_noise() -> None:
-    """Silence the messages in NOISE; every other warning stays."""
+    """Silence the messages in NOISE; every other warning stays.  Output to a file gets
+    Lightning's progress bar only: tqdm's (data preparation) are off (TQDM_DISABLE=0 keeps them)."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
     for text in NOISE:
         warnings.filterwarnings("ignore", message=re.escape(text))
     for logger in {lightning_utilities.core.rank_zero.log, logging.getLogger("lightning.pytorch.utilities.rank_zero")}:

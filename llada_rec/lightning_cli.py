@@ -5,15 +5,13 @@ run directories and resuming.  ``llada_rec.cli`` dispatches to it; sweeps run tr
 
 from __future__ import annotations
 
-import csv
-import importlib
 import os
 import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
@@ -24,13 +22,26 @@ from lightning.pytorch.trainer.states import TrainerStatus
 import llada_rec.models  # noqa: F401  (registers the model classes: --model LLaDARec works)
 import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
-from llada_rec.callbacks import RunFileWriter, output_writers
+from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_summary
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
-from llada_rec.tokenizers.artifact import SemanticIds
-from llada_rec.tokenizers.stage import load_tokenizer_config
-from llada_rec.utils import ConfigError, UserError
+from llada_rec.run_checks import (  # noqa: F401  (ARG_RULES, check_ranges: re-exported)
+    ARG_RULES,
+    check_ranges,
+    check_trainer,
+    checkpoint_model_class,
+    expected_num_heads,
+    model_names,
+)
+from llada_rec.run_dirs import (  # noqa: F401  (re-exported: cli, sweeps and tests import them from here)
+    _first_logger,
+    checkpoint_run_dir,
+    find_checkpoint,
+    logger_root,
+    read_metrics_rows,
+)
+from llada_rec.utils import ConfigError, StagedFiles, UserError, check_writable, run_dir
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 _DEBUG = False  # set by llada_rec.cli.main() through set_debug(): --debug or LLADA_REC_DEBUG=1
@@ -46,51 +57,16 @@ def set_debug(on: bool) -> None:
 #: the decoding settings group (its fields: ``llada_rec.decoding.DECODING_FIELDS``) and top_k.
 DECODING_ARGS = ("decoding", "top_k")
 
-#: Ranges of init arguments, by name, for any model or the DataModule: checked before
-#: anything is built, so a bad value fails in a second with the option named.
-ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lr": (lambda v: v > 0, "> 0"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
-    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "alpha": (lambda v: v >= 0, ">= 0"),
-    "temperature": (lambda v: v > 0, "> 0"),
-    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "beam_size": (lambda v: v >= 1, ">= 1"),
-    "val_beam_size": (lambda v: v >= 1, ">= 1"),
-    "num_steps": (lambda v: v >= 1, ">= 1"),
-    "top_k": (lambda v: v >= 1, ">= 1"),
-    "d_model": (lambda v: v >= 1, ">= 1"),
-    "num_layers": (lambda v: v >= 1, ">= 1"),
-    "num_attention_heads": (lambda v: v >= 1, ">= 1"),
-    "chunk_size": (lambda v: v >= 1, ">= 1"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "eval_batch_size": (lambda v: v >= 1, ">= 1"),
-    "item_batch_size": (lambda v: v >= 1, ">= 1"),
-    "max_history": (lambda v: v >= 1, ">= 1"),
-    "kcore": (lambda v: v >= 0, ">= 0"),
-    "num_heads": (lambda v: v >= 1, ">= 1"),
-    "codebook_size": (lambda v: v >= 2, ">= 2"),
-}
-
-
-def check_ranges(values: Any, prefix: str) -> None:
-    """Raise ConfigError naming ``prefix.<name>`` for the first value outside its ARG_RULES range
-    (settings groups too: ``prefix.network.d_model``)."""
-    for name, value in dict(values or {}).items():  # a Namespace flattens groups to "network.d_model"
-        if isinstance(value, dict):
-            check_ranges(value, f"{prefix}.{name}")
-            continue
-        rule = ARG_RULES.get(name.rsplit(".", 1)[-1])
-        if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        ok, required = rule
-        if not ok(value):
-            raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
-
-
 def _plain(value: Any) -> Any:
     """A jsonargparse Namespace as a dict (other values as they are)."""
     return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def _as_lists(value: Any) -> Any:
+    """Tuples as lists, in nested dicts too (a checkpoint keeps tuples, a config lists)."""
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
@@ -103,95 +79,6 @@ def changed_settings(kept: dict[str, Any], hparams: dict[str, Any]) -> dict[str,
         elif key in hparams and saved != value:
             changed[key] = value
     return changed
-
-
-def checkpoint_model_class(hparams: dict[str, Any], model_config: Any) -> Optional[type]:
-    """The model class a checkpoint's hyperparameters (or else the config) name, if importable."""
-    class_path = hparams.get("_class_path") or (model_config.get("class_path") if hasattr(model_config, "get") else None)
-    if not isinstance(class_path, str) or "." not in class_path:
-        return None
-    module, name = class_path.rsplit(".", 1)
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def expected_num_heads(data: Any) -> Optional[int]:
-    """M from the data config without touching the data: the artifact's codes or the tokenizer config."""
-    if data.get("semantic_ids"):
-        ids = SemanticIds.load(data["semantic_ids"])
-        return ids.num_heads
-    if data.get("tokenizer_config"):
-        config = load_tokenizer_config([data["tokenizer_config"], *(data.get("tokenizer_overrides") or [])])
-        return config.model.init_args.get("num_heads")
-    return None
-
-
-# ---------------------------------------------------------------------------------------
-# Run directories and checkpoints
-# ---------------------------------------------------------------------------------------
-def _first_logger(trainer_config: Any) -> Optional[Any]:
-    logger = trainer_config.get("logger")
-    if isinstance(logger, list):
-        logger = logger[0] if logger else None
-    return logger if logger not in (None, True, False) and hasattr(logger, "get") else None
-
-
-def logger_root(trainer_config: Any) -> Optional[Path]:
-    """``save_dir/name`` of the first (CSV-style) logger: the parent of the run's version dirs."""
-    logger = _first_logger(trainer_config)
-    if logger is None:
-        return None
-    init = logger.get("init_args") or {}
-    save_dir = init.get("save_dir")
-    if save_dir is None:
-        return None
-    name = init.get("name", "lightning_logs")
-    return Path(save_dir) / name if name else Path(save_dir)
-
-
-def checkpoint_run_dir(ckpt_path: str | os.PathLike) -> Optional[Path]:
-    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt`` -> ``<run>``)."""
-    path = Path(ckpt_path)
-    return path.parent.parent if path.parent.name == "checkpoints" else None
-
-
-def find_checkpoint(root: Optional[Path], which: str) -> Path:
-    """The newest run's ``last.ckpt`` (``which="last"``) or its best checkpoint (``"best"``) below root."""
-    where = f"{root}/*/checkpoints" if root is not None else "the logger's run directories"
-    lasts = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
-    if which == "last":
-        if not lasts:
-            raise ConfigError(f"--ckpt_path last: no last.ckpt in {where}; train first (fit), or pass a checkpoint path")
-        return lasts[-1]
-    if lasts:
-        state = torch.load(lasts[-1], map_location="cpu", weights_only=True).get("callbacks", {})
-        for key, value in state.items():
-            best = value.get("best_model_path") if key.startswith("ResumableCheckpoint") or key.startswith("ModelCheckpoint") else None
-            if best and Path(best).is_file():
-                return Path(best)
-    bests = sorted(root.glob("*/checkpoints/best*.ckpt"), key=lambda p: p.stat().st_mtime) if root and root.is_dir() else []
-    if not bests:
-        raise ConfigError(f"--ckpt_path best: no best checkpoint in {where}; train first (fit), or pass a checkpoint path")
-    return bests[-1]
-
-
-def read_metrics_rows(path: Path, last_epoch: int) -> list[dict[str, Any]]:
-    """The rows of a metrics.csv logged in epochs <= last_epoch, as numbers."""
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            values = {k: float(v) for k, v in row.items() if v not in ("", None)}
-            if "epoch" in values and values["epoch"] > last_epoch:
-                continue
-            for key in ("step", "epoch"):
-                if key in values:
-                    values[key] = int(values[key])
-            rows.append(values)
-    return rows
 
 
 _SKIP = ("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path", "Given value",
@@ -230,17 +117,20 @@ class SaveAndLogConfigCallback(SaveConfigCallback):
     unless that is the checkpoint's own run, whose config stays), and in the W&B run."""
 
     output_dir: Optional[str] = None
+    staging: Optional[StagedFiles] = None  # test/predict: config.yaml moves into place with the results
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.output_dir is None:
+        if self.output_dir is None and self.staging is None:
             return super().setup(trainer, pl_module, stage)
         if self.already_saved:
             return
+        path = run_dir(trainer, self.output_dir) / self.config_filename  # every rank asks (DDP)
         if trainer.is_global_zero:
-            if self.save_to_log_dir:
-                os.makedirs(self.output_dir, exist_ok=True)
-                path = os.path.join(self.output_dir, self.config_filename)
-                self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            if self.save_to_log_dir and self.staging is not None:
+                self.staging.stage(path, self.parser.dump(self.config, skip_none=False))
+            elif self.save_to_log_dir:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
             self.save_config(trainer, pl_module, stage)
         self.already_saved = True
 
@@ -257,6 +147,7 @@ class LLaDARecCLI(LightningCLI):
         self._resume: Optional[tuple[Path, int]] = None  # (run dir, checkpoint epoch) of `fit` resuming
         self._output_dir: Optional[Path] = None  # test/predict with a checkpoint
         self._ckpt_run_dir: Optional[Path] = None
+        self._staging: Optional[StagedFiles] = None  # validate/test/predict: files move into place at the end
         self._validated = False
         super().__init__(
             model_class=L.LightningModule,
@@ -310,8 +201,13 @@ class LLaDARecCLI(LightningCLI):
                 hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
             except Exception as err:
                 raise UserError(f"--ckpt_path {ckpt}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from err
-            model_class = checkpoint_model_class(hparams, cfg.model)
+            model_class = checkpoint_model_class(hparams, cfg.model.get("class_path"), ckpt)
             hparams = nest_flat_hparams(model_class, hparams) if model_class is not None else dict(hparams)  # old flat checkpoints
+            configured = {k: v for k, v in (_plain(init_args) or {}).items() if k not in DECODING_ARGS}
+            ignored = changed_settings(_as_lists(configured), _as_lists(hparams))
+            if ignored:  # the network must be the one the weights were trained for
+                print(f"note: --ckpt_path {ckpt}: the checkpoint's model settings are used; the config's "
+                      f"{', '.join(f'{k}={v}' for k, v in sorted(ignored.items()))} ignored", file=sys.stderr)
             self._parse_checkpoint_hparams(sub, hparams)
         cfg = self.config[sub]  # parsing the checkpoint's hyperparameters made a new config
         for key, value in keep.items():
@@ -361,6 +257,7 @@ class LLaDARecCLI(LightningCLI):
         cfg = self.config[sub] if sub else self.config
         model = cfg.get("model")
         init_args = model.get("init_args") if model is not None and hasattr(model, "get") else None
+        check_trainer(cfg.get("trainer"), sub)
         check_ranges(init_args, "--model.init_args")
         check_ranges(cfg.get("data"), "--data")
         if cfg.get("data") is not None and cfg.data.get("format") not in FORMATS:
@@ -378,6 +275,18 @@ class LLaDARecCLI(LightningCLI):
             if sub not in ("test", "predict", None):
                 raise ConfigError("--output_dir is for test and predict (fit writes into the logger's run dir)")
             self._output_dir = Path(cfg.output_dir)
+        if sub is not None:
+            self._check_output_writable(sub, cfg)
+
+    def _check_output_writable(self, sub: str, cfg: Any) -> None:
+        """Before any work: the folder the run writes into accepts files."""
+        if self._output_dir is not None and sub != "fit":
+            hint = "choose another --output_dir" if cfg.get("output_dir") else "write the results elsewhere with --output_dir DIR"
+            return check_writable(self._output_dir, hint)
+        root = logger_root(cfg.trainer)
+        if root is not None:
+            return check_writable(root, "choose another --trainer.logger.init_args.save_dir")
+        check_writable(cfg.trainer.get("default_root_dir") or ".", "choose another --trainer.default_root_dir")
 
     def instantiate_classes(self) -> None:
         try:
@@ -393,6 +302,17 @@ class LLaDARecCLI(LightningCLI):
             raise
 
     def after_instantiate_classes(self) -> None:
+        if not hasattr(self, "trainer"):  # a parse-only subclass (sweeps) instantiates nothing
+            return
+        self.trainer.callbacks[:] = [without_empty_summary(c) for c in self.trainer.callbacks]
+        for logger in self.trainer.loggers:  # Lightning passes anonymous=None, which W&B warns about
+            if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:
+                logger._wandb_init.pop("anonymous", None)
+        if self.subcommand in ("validate", "test", "predict"):
+            self._staging = StagedFiles()
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, (RunFileWriter, SaveAndLogConfigCallback)):
+                    callback.staging = self._staging
         if self._output_dir is not None and self.subcommand in ("test", "predict"):
             for writer in (c for c in self.trainer.callbacks if isinstance(c, RunFileWriter)):
                 writer.output_dir = str(self._output_dir)
@@ -429,7 +349,12 @@ class LLaDARecCLI(LightningCLI):
                 if self._resume is not None:  # resuming in place: of course the directory is not empty
                     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
                 super()._run_subcommand(subcommand)
+            if self._staging is not None and self.trainer.is_global_zero:
+                for note in self._staging.commit():
+                    print(note)
         except SystemExit as stop:  # Lightning's graceful stop after SIGINT (exit 1) or SIGTERM (exit 0)
+            if self._staging is not None:
+                self._staging.discard()
             if self.trainer.state.status != TrainerStatus.INTERRUPTED:
                 raise
             sigterm = bool(getattr(self.trainer, "received_sigterm", False))
@@ -447,16 +372,41 @@ class LLaDARecCLI(LightningCLI):
                 raise UserError(f"--ckpt_path {ckpt}: does not fit this model and data ({first}); "
                                 "use the config and data it was trained with") from err
             raise
+        except OSError as err:  # a write failed (full disk, read-only folder): say what is kept
+            self._clean_failed_run(before, output_dir)
+            where = err.filename or f"writing into {self.trainer.log_dir or self.trainer.default_root_dir}"
+            raise UserError(f"{where}: {err.strerror or err}; {self._kept_files()}") from err
         except BaseException:
             self._clean_failed_run(before, output_dir)
             raise
+        finally:
+            _finish_wandb(self.trainer)
+
+    def _kept_files(self) -> str:
+        """Where a failed run's finished files are (its checkpoints), or that earlier files stayed."""
+        callback = self.trainer.checkpoint_callback
+        saved = [p for p in (getattr(callback, "best_model_path", ""), getattr(callback, "last_model_path", "")) if p and Path(p).is_file()]
+        if self.subcommand == "fit" and saved:
+            return f"the checkpoints written so far are kept: {', '.join(sorted(set(saved)))}"
+        return "nothing was written, and no earlier file was changed"
 
     def _clean_failed_run(self, before: set[Path], output_dir: Optional[Path]) -> None:
-        """Remove the directories this run made if it wrote no checkpoint or result into them."""
+        """Drop the staged files; remove the directories this run made if it wrote no checkpoint
+        or result into them."""
+        if self._staging is not None:
+            self._staging.discard()
         if self.trainer.is_global_zero:
             for directory in (set(_run_dirs(self.trainer)) - before) | ({output_dir} if output_dir else set()):
                 if not any(p.suffix in (".ckpt", ".json", ".jsonl") for p in directory.rglob("*")):
                     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _finish_wandb(trainer: L.Trainer) -> None:
+    """End the W&B run while the terminal is still ours (at interpreter exit, W&B prints raw
+    ANSI codes into a log file)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger._experiment.finish(exit_code=0 if trainer.state.status == TrainerStatus.FINISHED else 1)
 
 
 def _run_dirs(trainer: L.Trainer) -> list[Path]:
@@ -473,8 +423,8 @@ def _class_name(config: Any, sub: Optional[str]) -> str:
 
 FIT_EPILOG = (
     "Model options: `--model.help CLASS` lists a model's init arguments, e.g. "
-    "`llada-rec fit --model.help LLaDARec` (also SASRec, TIGER, MostPopular, ItemTransitions, "
-    "MultiHeadVQVAE, RQVAE, RQKMeans, OPQ); `--print_config` after --config shows the composed "
+    f"`llada-rec fit --model.help LLaDARec` (models: {', '.join(model_names())}); "
+    "`--print_config` after --config shows the composed "
     "configuration.  `--ckpt_path last` resumes the newest run in its own directory; test/predict "
     "accept `--ckpt_path best|last|PATH`.  --debug shows tracebacks."
 )

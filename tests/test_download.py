@@ -166,7 +166,7 @@ def test_unreachable_host_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         download_file(closed_port_url(), tmp_path / "x" / "file.bin", show_progress=False)
     message = str(info.value)
-    assert "by hand" in message and str(tmp_path / "x") in message and "base_url" in message
+    assert "by hand" in message and str(tmp_path / "x") in message and "--data.base_url URL" in message
     assert not (tmp_path / "x" / "file.bin").exists()
 
 
@@ -228,3 +228,51 @@ def test_download_category_offline_lists_files(tmp_path: Path) -> None:
     message = str(info.value)
     assert "meta_Video_Games.jsonl.gz" in message and "Video_Games.test.csv.gz" in message
     assert "review_categories" not in message  # reviews were not asked for
+
+
+# -- what arrives is checked before it takes the final name ------------------------------
+GOOD = _gz_jsonl([{"parent_asin": f"I{i}", "title": f"thing {i}"} for i in range(50)])
+BAD_CONTENT = {
+    "bad gzip": (b"\x1f\x8b" + bytes(range(200)), "damaged or truncated gzip"),
+    "HTML page": (b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>", "not a gzip file (it starts with '<!DOCTYPE html>"),
+    "truncated": (GOOD[: len(GOOD) // 2], "damaged or truncated gzip"),
+    "gzip of HTML": (gzip.compress(b"<html>\n<body>moved</body>\n</html>\n"), "not JSON lines (line 1: '<html>"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONTENT))
+def test_a_corrupt_download_is_rejected_and_not_kept(case: str, tmp_path: Path) -> None:
+    body, reason = BAD_CONTENT[case]
+    srv = FileServer({"/meta_X.jsonl.gz": body})  # Content-Length matches: the size check alone passes
+    dest = tmp_path / "meta_X.jsonl.gz"
+    try:
+        with pytest.raises(DownloadError) as info:
+            download_file(f"{srv.url}/meta_X.jsonl.gz", dest, show_progress=False)
+    finally:
+        srv.close()
+    message = str(info.value)
+    rejected = tmp_path / "meta_X.jsonl.gz.rejected.tmp"
+    assert reason in message and "\n" not in message
+    assert f"kept as {rejected} (delete it)" in message and "run the same command again" in message.lower()
+    assert "--data.base_url" in message
+    assert not dest.exists() and not (tmp_path / "meta_X.jsonl.gz.part").exists() and rejected.read_bytes() == body
+
+
+def test_a_good_download_is_kept_and_reused(tmp_path: Path) -> None:
+    srv = FileServer({"/meta_X.jsonl.gz": GOOD})
+    dest = tmp_path / "meta_X.jsonl.gz"
+    try:
+        download_file(f"{srv.url}/meta_X.jsonl.gz", dest, show_progress=False)
+        download_file(f"{srv.url}/meta_X.jsonl.gz", dest, show_progress=False)
+    finally:
+        srv.close()
+    assert dest.read_bytes() == GOOD and len(srv.requests) == 1  # the second call used the kept file
+
+
+def test_a_bad_file_already_in_place_names_itself_to_delete(tmp_path: Path) -> None:
+    """An HTML page kept by an older version under the final name: every run used to fail on it."""
+    dest = tmp_path / "meta_X.jsonl.gz"
+    dest.write_bytes(BAD_CONTENT["HTML page"][0])
+    with pytest.raises(DownloadError) as info:
+        download_file(closed_port_url(), dest, show_progress=False)
+    assert str(info.value).startswith(f"{dest}: not a gzip file") and "delete it and run the same command again" in str(info.value)

@@ -152,7 +152,7 @@ class RecDataModule(L.LightningDataModule):
         generate_demo: write the embedded, seeded demo data set into ``path`` when missing.
         kcore: iterated k-core filter (users and items with fewer interactions dropped).
         repeats: ``first`` keeps a user's earliest interaction with an item, ``keep`` all.
-        max_history: items of history kept before each target (SPEC: 20).
+        max_history: items of history kept before each target (the paper: 20).
         text_fields: metadata fields joined into an item's text, in this order.
         embedding_model: sentence-transformers name or path; the default is the packaged
             all-MiniLM-L6-v2 (no download); the paper uses sentence-transformers/sentence-t5-base.

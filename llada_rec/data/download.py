@@ -14,18 +14,27 @@ without any network access. A ``.part`` left by an interrupted run is resumed wi
 Range request; if the server ignores the range (200 instead of 206), answers from another
 offset, or says the range is past the end (416, the part is larger than the file), the file
 is fetched again from the start. Only the standard library (urllib) is used.
+
+What arrives is checked before it takes the final name (:func:`content_problem`): a ``.gz``
+file must decompress to its end (a truncated or damaged file fails) and start with JSON
+objects (``.jsonl.gz``) or a CSV header (``.csv.gz``). A file that fails (an HTML error page,
+say) is kept only as ``<dest>.rejected.tmp``; an existing ``<dest>`` gets the quick check
+(its head) before it is used.
 """
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import json
 import logging
 import os
 import re
+import zlib
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -44,6 +53,13 @@ class DownloadError(UserError, RuntimeError):
 
 class IncompleteDownload(DownloadError):
     """The transfer stopped early; the ``.part`` file is kept and the next call resumes it."""
+
+
+class RejectedDownload(DownloadError):
+    """What arrived (or what is already there) is not the file it should be."""
+
+
+HEAD_LINES = 5  # lines of a .jsonl.gz parsed as JSON before a download is accepted
 
 
 def category_files(category: str, kinds: Sequence[str] = KINDS) -> dict[str, tuple[str, str]]:
@@ -92,6 +108,8 @@ def download_category(
                 if attempt == retries:
                     raise
                 log.warning("%s; resuming (attempt %d of %d)", e, attempt + 1, retries)
+            except RejectedDownload:
+                raise
             except DownloadError as e:
                 listing = "\n".join(
                     f"  {base_url.rstrip('/')}/{r} -> {dest / l}" for r, l in files.values()
@@ -110,6 +128,9 @@ def download_file(
     """Stream ``url`` into ``dest`` (via ``dest.part``, resuming it); returns ``dest``."""
     dest = Path(dest)
     if dest.is_file():
+        problem = content_problem(dest, whole=False)
+        if problem:
+            raise RejectedDownload(f"{dest}: {problem}; delete it and run the same command again to download it anew")
         log.info("%s exists; not downloaded again", dest)
         return dest
     part = dest.with_name(dest.name + ".part")
@@ -117,8 +138,7 @@ def download_file(
     response, offset, total = _open(url, dest, part, offset, timeout)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if response is None:  # the part already holds the whole file
-        os.replace(part, dest)
-        return dest
+        return _accept(part, dest, url)
     with response, open(part, "ab" if offset else "wb") as out, tqdm(
         total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
         desc=dest.name, disable=not show_progress,
@@ -138,8 +158,60 @@ def download_file(
         raise IncompleteDownload(
             f"{url}: got {size} of {total} bytes; {part} is kept and the next call resumes it"
         )
+    return _accept(part, dest, url)
+
+
+def _accept(part: Path, dest: Path, url: str) -> Path:
+    """Rename a complete ``part`` to ``dest`` if its content checks out; else keep it as
+    ``<dest>.rejected.tmp`` and raise RejectedDownload saying what to do."""
+    problem = content_problem(part)
+    if problem:
+        rejected = dest.with_name(dest.name + ".rejected.tmp")
+        os.replace(part, rejected)
+        raise RejectedDownload(
+            f"{url}: the download is {problem}; it is kept as {rejected} (delete it). Run the same "
+            "command again to download it anew, or give a mirror with --data.base_url URL"
+        )
     os.replace(part, dest)
     return dest
+
+
+def content_problem(path: Path, whole: bool = True) -> Optional[str]:
+    """What is wrong with a downloaded ``.gz`` file (named like its final name, or ``.part``
+    of it), or None: not gzip, damaged or truncated (``whole``: decompressed to its end),
+    or a head that is not JSON lines (``.jsonl.gz``) or a CSV header (``.csv.gz``)."""
+    name = path.name.removesuffix(".part")
+    if not name.endswith(".gz"):
+        return None
+    with open(path, "rb") as f:
+        start = f.read(64)
+    if start[:2] != b"\x1f\x8b":
+        text = start.decode("utf-8", "replace").strip()
+        return f"not a gzip file (it starts with {text.splitlines()[0][:40]!r})" if text else "an empty file"
+    try:
+        with gzip.open(path, "rb") as f:
+            head = [f.readline() for _ in range(HEAD_LINES)]
+            while whole and f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        return f"a damaged or truncated gzip file ({e})"
+    return _head_problem(name, [line for line in head if line.strip()])
+
+
+def _head_problem(name: str, head: list[bytes]) -> Optional[str]:
+    if not head:
+        return "empty once decompressed"
+    if ".jsonl" in name:
+        for number, line in enumerate(head, 1):
+            try:
+                if isinstance(json.loads(line), dict):
+                    continue
+            except ValueError:
+                pass
+            return f"not JSON lines (line {number}: {line[:40].decode('utf-8', 'replace')!r})"
+    if ".csv" in name and b"," not in head[0]:
+        return f"not a CSV file (its first line: {head[0][:40].decode('utf-8', 'replace')!r})"
+    return None
 
 
 def _open(
@@ -167,8 +239,8 @@ def _open(
         reason = getattr(e, "reason", e)
         raise DownloadError(
             f"cannot download {url}: {reason}. Without network access, download the files by "
-            f"hand into {dest.parent} (same file names), or pass base_url= a mirror that has "
-            "the same layout."
+            f"hand into {dest.parent} (same file names), or give a mirror that has the same "
+            "layout with --data.base_url URL."
         ) from e
     length = response.headers.get("Content-Length")
     if offset and response.status == 206:

@@ -148,7 +148,7 @@ class LLaDARec(SemanticIdRecommender):
         """Sizes and optimisation follow SPEC §4; decoding §5.
 
         Args:
-            network: the mask predictor's Transformer (``block="llama"``: the authors' backbone, SPEC §4b).
+            network: the mask predictor's Transformer (``block="llama"``: the authors' backbone).
             attention: which tokens see which (paper Figure 3; ``cached_history`` decodes faster).
             output_layer: "tied" (the code embeddings score the codes) or "untied" (the authors').
             init: "gpt" (N(0, 0.02) weights) or "default" (PyTorch's, the authors').

@@ -228,6 +228,7 @@ def test_download_category_offline_lists_files(tmp_path: Path) -> None:
     message = str(info.value)
     assert "meta_Video_Games.jsonl.gz" in message and "Video_Games.test.csv.gz" in message
     assert "review_categories" not in message  # reviews were not asked for
+    assert "\n" not in message and "--data.base_url URL" in message  # one line, the option as typed
 
 
 # -- what arrives is checked before it takes the final name ------------------------------

@@ -111,10 +111,8 @@ def download_category(
             except RejectedDownload:
                 raise
             except DownloadError as e:
-                listing = "\n".join(
-                    f"  {base_url.rstrip('/')}/{r} -> {dest / l}" for r, l in files.values()
-                )
-                raise DownloadError(f"{e}\nThe files of {category!r}:\n{listing}") from e
+                listing = "; ".join(f"{base_url.rstrip('/')}/{r} -> {dest / l}" for r, l in files.values())
+                raise DownloadError(f"{e} The files of {category!r}: {listing}") from e
     return out
 
 
@@ -233,7 +231,7 @@ def _open(
             log.warning("%s: %s (%d bytes) exceeds the file; fetching again", url, part, offset)
             part.unlink()
             return _open(url, dest, part, 0, timeout)
-        hint = " (check the category name and base_url)" if e.code == 404 else ""
+        hint = " (check the category name and --data.base_url)" if e.code == 404 else ""
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}{hint}") from e
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)

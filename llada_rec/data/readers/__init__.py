@@ -88,7 +88,7 @@ def read_source(
     if not path.is_dir():
         raise DataError(f"{path}: not a directory; pass the folder that holds the {format} files")
     raw = _READERS[format](path, category, show_progress)
-    if not raw.users:
+    if not len(raw.users):
         raise DataError(f"{raw.source}: no interactions could be read")
     if raw.skipped:
         log.warning("%s: skipped %s", raw.source, dict(raw.skipped))

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Iterator
 
 from llada_rec.data.dataset import DataError, RawInteractions
-from llada_rec.data.readers.amazon2023 import read_meta
+from llada_rec.data.readers.amazon2023 import JsonlMeta
 from llada_rec.data.readers.common import (
     EARLY_CHECK_LINES,
     BadLines,
     Lines,
+    gc_paused,
     parse_time,
     pick_category,
     require_file,
@@ -49,14 +50,14 @@ def read_amazon2023_benchmark(
     items: list[str] = []
     timestamps: list[float] = []
     test_sequences: dict[str, list[str]] = {}  # user -> history + target of the test row
-    for split, file in files.items():
-        _read_benchmark_csv(
-            file, users, items, timestamps, skipped, show_progress,
-            test_sequences if split == "test" else None,
-        )
-    _check_benchmark_order(files["test"], users, items, timestamps, test_sequences)
-    item_meta = read_meta(meta, set(items), skipped, show_progress)
-    return RawInteractions(users, items, timestamps, item_meta, str(files["train"]), skipped)
+    with gc_paused():
+        for split, file in files.items():
+            _read_benchmark_csv(
+                file, users, items, timestamps, skipped, show_progress,
+                test_sequences if split == "test" else None,
+            )
+        _check_benchmark_order(files["test"], users, items, timestamps, test_sequences)
+    return RawInteractions(users, items, timestamps, JsonlMeta(meta, show_progress), str(files["train"]), skipped)
 
 
 def _read_benchmark_csv(

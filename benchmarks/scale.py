@@ -222,7 +222,7 @@ def stage_tokenizer(args: argparse.Namespace) -> dict[str, Any]:
 
     def stage() -> Any:
         if hasattr(model, "unique_codes"):  # the chunked stage
-            return model.unique_codes(embeddings)
+            return model.unique_codes(embeddings)[1:]
         codes, distances = model.tokenize(embeddings)
         return resolve_collisions(codes, distances)
 

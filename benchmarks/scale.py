@@ -126,7 +126,7 @@ def generate(directory: Path, reviews: int, seed: int = 0) -> dict[str, Any]:
 
 
 class PeakRss:
-    """Peak resident memory of this process during a block (polled every 5 ms)."""
+    """Peak resident memory of this process during a block (polled every 10 ms)."""
 
     def __init__(self) -> None:
         self.peak = 0
@@ -138,7 +138,7 @@ class PeakRss:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def _poll(self) -> None:
-        while not self._stop.wait(0.005):
+        while not self._stop.wait(0.01):
             self.peak = max(self.peak, self.current())
 
     def __enter__(self) -> "PeakRss":
@@ -169,8 +169,8 @@ def measure(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
     return result, figures
 
 
-def _pipeline(impl: str) -> tuple[Callable, Callable]:
-    if impl == "old":
+def _pipeline(impl: list[str]) -> tuple[Callable, Callable]:
+    if impl == ["old"]:
         sys.path.insert(0, str(ROOT / "tests"))
         from legacy_pipeline import read_source as old_read
         from legacy_pipeline.dataset import preprocess as old_preprocess

@@ -181,6 +181,35 @@ def _kcore(users: np.ndarray, items: np.ndarray, item_threshold: int, user_thres
     return mask
 
 
+def _time_order(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, repeats: str, skipped: Counter) -> np.ndarray:
+    """Row indices by user, then time, ties in read order, without exact duplicates (same
+    user, item and time; the first read is kept) and, for ``repeats="first"``, without a
+    user's later interactions with an item; both counted."""
+    pair = users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
+    by_pair = _arg_sort(pair, timestamps)
+    same_pair = np.zeros(len(pair), dtype=bool)
+    same_pair[1:] = pair[by_pair[1:]] == pair[by_pair[:-1]]
+    duplicate = same_pair.copy()
+    duplicate[1:] &= timestamps[by_pair[1:]] == timestamps[by_pair[:-1]]
+    del pair
+    if duplicate.any():
+        skipped["duplicate interaction"] += int(duplicate.sum())
+    drop = duplicate
+    if repeats == "first":
+        drop = same_pair  # every row of a pair after its earliest (duplicates included)
+        if (same_pair & ~duplicate).any():
+            skipped["repeat interaction (earliest kept)"] += int((same_pair & ~duplicate).sum())
+    kept = np.sort(by_pair[~drop])  # back to read order
+    return kept[_arg_sort(users[kept], timestamps[kept])]
+
+
+def _arg_sort(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row order by ``first``, then ``second``, equal keys in row order (polars' stable
+    multi-key sort: several times faster than ``np.lexsort``)."""
+    frame = pl.DataFrame({"first": first, "second": second})
+    return frame.select(pl.arg_sort_by("first", "second", maintain_order=True)).to_series().to_numpy()
+
+
 def _renumber(codes: np.ndarray, ids: pl.Series) -> tuple[np.ndarray, list[str]]:
     """Codes of the surviving ids renumbered 0.. in the same (sorted) order, and those ids."""
     present = np.bincount(codes, minlength=len(ids)) > 0
@@ -208,19 +237,11 @@ def preprocess(
     if repeats not in ("first", "keep"):
         raise ValueError(f"repeats must be 'first' or 'keep', got {repeats!r}")
     skipped = Counter(raw.skipped)
-    all_users, user_codes = _codes(raw.users)
-    all_items, item_codes = _codes(raw.items)
-    rows = pl.DataFrame({"user": user_codes, "item": item_codes, "timestamp": raw.timestamps})
-    before = rows.height
-    rows = rows.unique(keep="first", maintain_order=True)
-    _count(skipped, "duplicate interaction", before, rows)
-    rows = rows.sort(["user", "timestamp"], maintain_order=True)  # stable: ties keep read order
-    if repeats == "first":
-        before = rows.height
-        rows = rows.unique(["user", "item"], keep="first", maintain_order=True)
-        _count(skipped, "repeat interaction (earliest kept)", before, rows)
-    users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
-    del rows
+    all_users, users = _codes(raw.users)
+    all_items, items = _codes(raw.items)
+    order = _time_order(users, items, raw.timestamps.to_numpy(), repeats, skipped)
+    users, items = users[order], items[order]
+    del order
     item_threshold, user_threshold = max(kcore, 0), max(kcore, min_length)
     kept = _kcore(users, items, item_threshold, user_threshold)
     users, user_ids = _renumber(users[kept], all_users)
@@ -249,8 +270,3 @@ def preprocess(
         item_meta=[meta.get(it, {}) for it in item_ids],
         skipped=skipped,
     )
-
-
-def _count(skipped: Counter, reason: str, before: int, after: pl.DataFrame) -> None:
-    if before > after.height:
-        skipped[reason] += before - after.height

@@ -76,9 +76,16 @@ def _read_reviews(path: Path, skipped: Counter, show_progress: bool) -> pl.DataF
 
 
 def _string_field_everywhere(block: bytes, key: bytes, rows: int) -> bool:
-    """Whether ``key`` occurs once per row, each time followed by a string value (polars
-    would turn numbers or lists into strings where the line-by-line rules skip or convert)."""
-    return block.count(key) == rows and block.count(key + b': "') + block.count(key + b':"') == rows
+    """Whether ``key`` is followed by a string value ``rows`` times: with one per row (polars
+    found it in every row) no row has a number, bool or list there, which polars would turn
+    into a string where the line-by-line rules convert or skip it.  (Only a key repeated in
+    one line, or nested in an object, could hide one; the review files have neither.)"""
+    spaced, tight = key + b': "', key + b':"'  # json.dumps spacing (the official files), or none
+    first, second = (spaced, tight) if spaced in block[:4096] else (tight, spaced)
+    as_strings = block.count(first)
+    if as_strings != rows:
+        as_strings += block.count(second)
+    return as_strings == rows
 
 
 def _parse_block(block: bytes) -> Optional[pl.DataFrame]:
@@ -157,10 +164,14 @@ class JsonlMeta:
     def read(self, wanted: set[str], fields: Optional[Sequence[str]], skipped: Counter) -> ItemMeta:
         bad = BadLines(self.path, skipped, "metadata JSON")
         wanted_bytes = {w.encode("utf-8") for w in wanted}
+        wanted_series = pl.Series(list(wanted), dtype=pl.String)
         meta: dict[str, dict[str, Any]] = {}
         with gc_paused():
             for first_line, block in Blocks(self.path, self.show_progress):
-                for line_no, record in _json_records(first_line, block, bad, wanted_bytes):
+                records = _wanted_records(first_line, block, wanted_series, bad)
+                if records is None:  # line by line, as the rules say
+                    records = _json_records(first_line, block, bad, wanted_bytes)
+                for line_no, record in records:
                     item = as_id(record.get("parent_asin"))
                     if item is None:
                         bad.skip(line_no, "missing or invalid field 'parent_asin'")
@@ -173,3 +184,25 @@ class JsonlMeta:
                     meta[item] = record if fields is None else {f: record[f] for f in fields if f in record}
         bad.check(final=True)
         return meta
+
+
+def _wanted_records(first_line: int, block: bytes, wanted: pl.Series, bad: BadLines) -> Optional[list[tuple[int, dict]]]:
+    """(line number, record) of the block's lines of ``wanted`` items, found by polars reading
+    only ``parent_asin``; None when the block needs the line-by-line rules (a line polars
+    cannot parse, or a ``parent_asin`` that is not one string per line)."""
+    try:
+        ids = pl.read_ndjson(io.BytesIO(block), schema={"parent_asin": pl.String})["parent_asin"]
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    if ids.null_count() or not _string_field_everywhere(block, b'"parent_asin"', len(ids)):
+        return None
+    rows = ids.is_in(wanted).arg_true().to_list()
+    records = []
+    if rows:
+        lines = [(first_line + n, line) for n, line in enumerate(block.split(b"\n")) if line.strip()]
+        try:
+            records = [(lines[r][0], _decode_json(lines[r][1].decode("utf-8"))) for r in rows]
+        except ValueError:  # polars took a line the json module does not
+            return None
+    bad.count_good(len(ids))
+    return records

@@ -30,7 +30,7 @@ PROGRESS_MIN_BYTES = 8 << 20  # smaller files read in well under a second: no ba
 MAX_BAD_FRACTION = 0.5  # more bad lines than this: the file is not of the format
 EARLY_CHECK_LINES = 1000  # ... checked already here, so a wrong 5 GB file fails fast
 WARN_FIRST = 5  # bad lines logged one by one per file; the rest only counted
-BLOCK_BYTES = 32 << 20  # columnar readers parse whole lines in blocks of about this size
+BLOCK_BYTES = 8 << 20  # columnar readers parse whole lines in blocks of about this size
 
 
 def pick_category(dirs: list[Path], pattern: str, category: str | None, what: str) -> str:

@@ -288,6 +288,7 @@ def main() -> None:
     parser.add_argument("--impl", nargs="+", default=["old", "new"], choices=["old", "new"])
     parser.add_argument("--old-max-reviews", type=int, default=4_000_000, help="largest size the old reader runs at")
     parser.add_argument("--samples", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--old-max-samples", type=int, default=1_000_000, help="largest size the old sample building runs at")
     parser.add_argument("--tokenizer-items", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--index-items", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--workdir", default=None, help="where the files go (default: a temporary folder)")
@@ -319,7 +320,7 @@ def main() -> None:
                 row = {"reviews": n, "impl": impl, **run_stage("read", impl=impl, path=folder)}
                 results["read"].append(row)
                 print(json.dumps(row), flush=True)
-                if args.samples:
+                if args.samples and (impl == "new" or n <= args.old_max_samples):
                     row = {"reviews": n, "impl": impl, **run_stage("samples", impl=impl, path=folder)}
                     results["samples"].append(row)
                     print(json.dumps(row), flush=True)

@@ -302,6 +302,12 @@ def main() -> None:
         print(json.dumps(STAGES[args.stage](args)))
         return
 
+    results = run_all(args)
+    report(results, args)
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every size and stage, each stage in its own process; the files deleted at the end."""
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "node": platform.node()},
         "command": " ".join(sys.argv),
@@ -337,6 +343,11 @@ def main() -> None:
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """Growth exponents, the tables, and the JSON."""
     results["exponents"] = {}
     for stage, size in (("read", "reviews"), ("samples", "reviews")):
         for impl in args.impl:

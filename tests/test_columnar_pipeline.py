@@ -189,3 +189,18 @@ def test_samples_equal_the_tuple_samples(tmp_path: Path) -> None:
         for max_history in (1, 3, 20):
             assert list(new.samples(stage, max_history)) == old.samples(stage, max_history)
     assert new.train_items().tolist() == old.train_items().tolist()
+
+
+def test_progress_bar_for_large_files_reviews_and_metadata(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A bar per file read (reviews, then metadata in preprocess) above the size threshold,
+    none below it."""
+    write_amazon2023(tmp_path, "Tools", make_rows(num_users=30))
+    preprocess(read_source("amazon2023", tmp_path, show_progress=True), kcore=0)
+    assert "Tools.jsonl" not in capsys.readouterr().err
+    monkeypatch.setattr(common, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(common, "BLOCK_BYTES", 1000)
+    preprocess(read_source("amazon2023", tmp_path, show_progress=True), kcore=0)
+    err = capsys.readouterr().err
+    size = (tmp_path / "Tools.jsonl").stat().st_size
+    assert "Tools.jsonl" in err and "meta_Tools.jsonl" in err
+    assert f"/{size / 1000:.1f}k" in err  # the bar counts the file's bytes

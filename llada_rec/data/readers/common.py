@@ -88,7 +88,9 @@ class Lines:
         self.size = path.stat().st_size
         self.show = show_progress and self.size >= PROGRESS_MIN_BYTES
 
-    def __iter__(self) -> Iterator[Any]:
+    @contextmanager
+    def _opened(self) -> Iterator[tuple[BinaryIO, Any, Any]]:
+        """(raw file, decompressed stream, progress bar); the bar ends full."""
         with open(self.path, "rb") as raw, tqdm(
             total=self.size, unit="B", unit_scale=True, desc=self.path.name,
             disable=not self.show, leave=False,
@@ -96,6 +98,11 @@ class Lines:
             stream: Any = raw
             if self.path.name.endswith(".gz"):
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            yield raw, stream, bar
+            bar.update(self.size - bar.n)
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._opened() as (raw, stream, bar):
             if self.text:
                 stream = io.TextIOWrapper(stream, encoding="utf-8", newline="")
             try:
@@ -107,27 +114,18 @@ class Lines:
                 raise DataError(f"{self.path}: not UTF-8 text ({e})") from e
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"{self.path}: cannot read, truncated or corrupt ({e})") from e
-            bar.update(self.size - bar.n)
 
 
-class Blocks:
+class Blocks(Lines):
     """Iterate a plain or gzip file in blocks of whole lines: ``(number of the block's first
     line, bytes)``, with the same progress bar and read errors as :class:`Lines`."""
 
     def __init__(self, path: Path, show_progress: bool, block_bytes: int | None = None) -> None:
-        self.path = path
-        self.size = path.stat().st_size
-        self.show = show_progress and self.size >= PROGRESS_MIN_BYTES
+        super().__init__(path, show_progress)
         self.block_bytes = block_bytes or BLOCK_BYTES
 
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        with open(self.path, "rb") as raw, tqdm(
-            total=self.size, unit="B", unit_scale=True, desc=self.path.name,
-            disable=not self.show, leave=False,
-        ) as bar:
-            stream: BinaryIO = raw
-            if self.path.name.endswith(".gz"):
-                stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:  # type: ignore[override]
+        with self._opened() as (raw, stream, bar):
             line_no, rest = 1, b""
             while True:
                 try:

@@ -204,3 +204,47 @@ def test_progress_bar_for_large_files_reviews_and_metadata(tmp_path: Path, monke
     size = (tmp_path / "Tools.jsonl").stat().st_size
     assert "Tools.jsonl" in err and "meta_Tools.jsonl" in err
     assert f"/{size / 1000:.1f}k" in err  # the bar counts the file's bytes
+
+
+def _forbid(monkeypatch, module, name: str) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{name} called on a clean file")
+
+    monkeypatch.setattr(module, name, refuse)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_clean_files_never_take_the_line_by_line_path(tmp_path: Path, monkeypatch, header: bool) -> None:
+    from llada_rec.data.readers import amazon2023, amazon2023_benchmark
+
+    rows = make_rows(num_users=30)
+    write_amazon2023(tmp_path / "a", "Tools", rows)
+    write_benchmark(tmp_path / "b", "Tools", rows, header=header)
+    expected = {fmt: _triples(legacy_pipeline.read_source(fmt, tmp_path / d, show_progress=False))
+                for fmt, d in (("amazon2023", "a"), ("amazon2023-benchmark", "b"))}
+    _forbid(monkeypatch, amazon2023, "_parse_lines")
+    _forbid(monkeypatch, amazon2023, "_json_records")
+    _forbid(monkeypatch, amazon2023_benchmark, "_read_benchmark_csv")
+    for fmt, d in (("amazon2023", "a"), ("amazon2023-benchmark", "b")):
+        raw = read_source(fmt, tmp_path / d, show_progress=False)
+        assert _triples(raw) == expected[fmt]
+        preprocess(raw, kcore=2)  # metadata too
+
+
+@pytest.mark.parametrize("damage", ["wrong columns", "blank line", "empty user", "bad time", "crlf", "time with spaces"])
+def test_messy_benchmark_files_read_as_before(tmp_path: Path, caplog, damage: str) -> None:
+    write_benchmark(tmp_path, "Tools", make_rows(num_users=25, num_items=12, seed=9))
+    lines = (tmp_path / "Tools.train.csv").read_text().splitlines()
+    if damage == "wrong columns":
+        lines.insert(4, "U01,B001,4.0")
+    elif damage == "blank line":
+        lines.insert(5, "")
+    elif damage == "empty user":
+        lines[6] = "," + lines[6].split(",", 1)[1]
+    elif damage == "bad time":
+        lines.insert(3, "U02,B003,4.0,soon,B001")
+    elif damage == "time with spaces":
+        lines.insert(3, "U02,B003,4.0, 1600000000999 ,B001")
+    text = ("\r\n" if damage == "crlf" else "\n").join(lines) + "\n"
+    (tmp_path / "Tools.train.csv").write_text(text, newline="")
+    assert_same("amazon2023-benchmark", tmp_path, caplog)

@@ -9,7 +9,8 @@ reviews / 8) and measures, each stage in a fresh subprocess (so the peak RSS is 
   (``old``) on the same files; their counts and a hash of the sequences are compared;
 - ``samples``: the train / val / test samples (max_history 20) from the preprocessed data;
 - ``tokenizer``: codes and collision resolution of an RQ-KMeans tokenizer (M=4, K=256, fitted
-  on 20k items) on N random 128-d embeddings, as at the end of a tokenizer's ``fit``;
+  on 10k items) on N random 128-d embeddings, as at the end of a tokenizer's ``fit``, in
+  chunks (``new``) and with the whole [N, M, K] distance table (``old``, the code before);
 - ``index``: the decoding index (``ItemCodeIndex``) over N unique random code tuples.
 
 Then a table and JSON (``--out``) with the log-log growth exponents between sizes.  The
@@ -209,6 +210,8 @@ def stage_samples(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_tokenizer(args: argparse.Namespace) -> dict[str, Any]:
+    """RQ-KMeans (M=4, K=256) fitted on 10k of the items, then codes and collision resolution
+    for all: chunked (``new``), or with the whole [N, M, K] table in memory as before (``old``)."""
     import torch
 
     from llada_rec.tokenizers import RQKMeans
@@ -218,13 +221,13 @@ def stage_tokenizer(args: argparse.Namespace) -> dict[str, Any]:
     embeddings = torch.randn(args.items, 128, generator=torch.Generator().manual_seed(0))
     model = RQKMeans(num_heads=4, codebook_size=256, kmeans_iters=10)
     model.build(128)
-    model.fit_codes(embeddings[: min(args.items, 20_000)])
+    model.fit_codes(embeddings[: min(args.items, 10_000)])
 
     def stage() -> Any:
-        if hasattr(model, "unique_codes"):  # the chunked stage
+        if args.impl == ["new"]:
             return model.unique_codes(embeddings)[1:]
-        codes, distances = model.tokenize(embeddings)
-        return resolve_collisions(codes, distances)
+        codes, _ = model.tokenize(embeddings)
+        return resolve_collisions(codes, model.distances(embeddings))
 
     (codes, report), figures = measure(stage)
     return {**figures, "collisions_before": report.collisions_before, "items_moved": report.items_moved,
@@ -290,6 +293,8 @@ def main() -> None:
     parser.add_argument("--samples", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--old-max-samples", type=int, default=1_000_000, help="largest size the old sample building runs at")
     parser.add_argument("--tokenizer-items", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--old-max-tokenizer-items", type=int, default=100_000,
+                        help="largest size the whole-table tokenizer stage runs at (1M: a 4 GiB table, 8 during concatenation)")
     parser.add_argument("--index-items", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--workdir", default=None, help="where the files go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -333,9 +338,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             if not args.keep:
                 shutil.rmtree(folder)
         for n in args.tokenizer_items:
-            row = {"items": n, **run_stage("tokenizer", items=n)}
-            results["tokenizer"].append(row)
-            print(json.dumps(row), flush=True)
+            for impl in args.impl:
+                if impl == "old" and n > args.old_max_tokenizer_items:
+                    continue
+                row = {"items": n, "impl": impl, **run_stage("tokenizer", items=n, impl=impl)}
+                results["tokenizer"].append(row)
+                print(json.dumps(row), flush=True)
         for n in args.index_items:
             row = {"items": n, **run_stage("index", items=n)}
             results["index"].append(row)
@@ -354,13 +362,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             rows = [r for r in results[stage] if r["impl"] == impl]
             for key in ("wall_s", "peak_rss_gib"):
                 results["exponents"][f"{stage}/{impl}/{key}"] = exponents(rows, size, key)
-    for stage in ("tokenizer", "index"):
+    for impl in args.impl:
+        rows = [r for r in results["tokenizer"] if r["impl"] == impl]
         for key in ("wall_s", "peak_rss_gib"):
-            results["exponents"][f"{stage}/{key}"] = exponents(results[stage], "items", key)
+            results["exponents"][f"tokenizer/{impl}/{key}"] = exponents(rows, "items", key)
+    for key in ("wall_s", "peak_rss_gib"):
+        results["exponents"][f"index/{key}"] = exponents(results["index"], "items", key)
     keys = ["wall_s", "cpu_s", "peak_rss_gib"]
     _print_rows("read + preprocess", results["read"], ["reviews", "impl", *keys, "users", "items", "interactions", "sequences_sha256"])
     _print_rows("samples", results["samples"], ["reviews", "impl", *keys])
-    _print_rows("tokenizer stage", results["tokenizer"], ["items", *keys, "collisions_before", "codes_sha256"])
+    _print_rows("tokenizer stage", results["tokenizer"], ["items", "impl", *keys, "collisions_before", "codes_sha256"])
     _print_rows("decoding index", results["index"], ["items", *keys, "index_mib"])
     print("\nlog-log growth exponents")
     for name, values in results["exponents"].items():

@@ -86,3 +86,23 @@ def test_no_collisions_is_a_no_op_and_bad_input_is_refused():
         resolve_collisions(np.array([[0, 3]]), np.ones((1, 2, 3)))
     with pytest.raises(ValueError, match="distances"):
         resolve_collisions(codes, np.ones((2, 3, 3)))
+
+
+def test_distance_function_gives_the_same_codes_as_the_full_table():
+    """Chunked resolution: only the movers' rows are asked for, and nothing changes."""
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 6, size=(200, 3))  # 216 tuples for 200 items: many movers, some fallbacks
+    distances = _distances_with_argmin(codes, 6, rng).astype(np.float32)
+    full, full_report = resolve_collisions(codes, distances)
+    asked = []
+
+    def rows_of(rows):
+        asked.append(np.asarray(rows).copy())
+        return distances[rows]
+
+    chunked, report = resolve_collisions(codes, rows_of, errors=quantization_error(codes, distances), codebook_size=6)
+    assert (chunked == full).all() and report == full_report
+    assert full_report.multi_head_moves > 0 and count_collisions(chunked) == 0
+    assert len(asked) == 1 and len(asked[0]) == full_report.items_moved < len(codes)
+    with pytest.raises(ValueError, match="quantization errors"):
+        resolve_collisions(codes, rows_of, codebook_size=6)

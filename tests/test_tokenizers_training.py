@@ -8,6 +8,7 @@ import yaml
 
 from llada_rec.data.datamodule import ItemDataModule
 from llada_rec.tokenizers import OPQ, RQVAE, MultiHeadVQVAE, RQKMeans, SemanticIds
+from llada_rec.tokenizers.collisions import resolve_collisions
 from llada_rec.tokenizers.stage import build_semantic_ids, cache_key, load_tokenizer_config
 from llada_rec.utils import ConfigError
 
@@ -185,3 +186,20 @@ def test_checkpoint_rebuilds_network_and_keeps_best_state(tmp_path):
     codes, _ = restored.tokenize(data.item_embeddings)
     ids = SemanticIds.load(model.artifact_path)
     assert (codes == ids.codes).all(1).sum() == 240 - ids.stats["items_moved"]
+
+
+def test_chunked_unique_codes_equal_the_unchunked_ones():
+    """unique_codes in chunks of 7 rows gives the codes and report of one [N, M, K] table
+    (the quantization errors up to float32 rounding: a chunk's distances are another matmul)."""
+    embeddings = torch.as_tensor(_clustered(dim=10))
+    model = RQKMeans(num_heads=2, codebook_size=16, kmeans_iters=5)  # 256 tuples, 240 items: collisions
+    model.build(10)
+    model.fit_codes(embeddings[:120])
+    codes_all, distances_all = model.assign_codes(embeddings)
+    expected, expected_report = resolve_collisions(codes_all.numpy(), distances_all.numpy())
+    before, unique, report = model.unique_codes(embeddings, batch_size=7)
+    assert (before == codes_all.numpy()).all()
+    assert report.collisions_before > 0 and report.items_moved > 0
+    assert (unique == expected).all()
+    for key, value in expected_report.as_dict().items():
+        assert getattr(report, key) == pytest.approx(value, rel=1e-6), key

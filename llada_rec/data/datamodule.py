@@ -11,7 +11,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Sequence
+from typing import Any, Iterator, Literal, Optional, Sequence, Union
 
 import lightning as L
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
+from llada_rec.data.samples import Samples
 from llada_rec.data.info import DataInfo
 from llada_rec.data.items import ItemDataModule, ItemEmbeddings  # noqa: F401  (re-exported: callers import them from here)
 from llada_rec.data.text import DEFAULT_TEXT_FIELDS
@@ -35,10 +36,11 @@ from llada_rec.data.embeddings import DEFAULT_EMBEDDING_MODEL
 # Sequence view
 # ---------------------------------------------------------------------------------------
 class SequenceSamples(Dataset):
-    """(user, history, target) triples of one split; ``target`` is 0 when unknown (predict)."""
+    """(user, history, target) triples of one split; ``target`` is 0 when unknown (predict).
+    ``samples``: :class:`Samples` arrays (or tuples, converted to them)."""
 
-    def __init__(self, samples: Sequence[tuple[int, list[int], int]]) -> None:
-        self.samples = list(samples)
+    def __init__(self, samples: Union[Samples, Sequence[tuple[int, list[int], int]]]) -> None:
+        self.samples = samples if isinstance(samples, Samples) else Samples.from_rows(list(samples))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -96,7 +98,7 @@ class LengthBucketSampler(EpochShuffleSampler):
 
     def __init__(self, dataset: "SequenceSamples", batch_size: int, seed: int = 0, pool_batches: int = 8) -> None:
         super().__init__(dataset, seed)
-        self.lengths = torch.tensor([len(history) for _, history, _ in dataset.samples])
+        self.lengths = torch.as_tensor(dataset.samples.history_lengths)
         self.batch_size = batch_size
         self.pool_batches = pool_batches
 
@@ -127,8 +129,8 @@ class EvalDistributedSampler(DistributedSampler):
 
     def __init__(self, dataset: SequenceSamples, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
-        lengths = [len(history) for _, history, _ in dataset.samples]
-        by_length = sorted(range(len(lengths)), key=lengths.__getitem__)  # stable
+        lengths = dataset.samples.history_lengths
+        by_length = np.argsort(lengths, kind="stable").tolist()
         self.indices = by_length[rank::num_replicas]
         self.num_samples = len(self.indices)
         self.total_size = len(lengths)
@@ -261,7 +263,7 @@ class RecDataModule(L.LightningDataModule):
             if self.source and not Path(self.path).exists():
                 raise DataError(f"{self.path}: no such directory; {self.source}")
             raw = read_source(self.format, self.path, self.category)
-            self._data = preprocess(raw, kcore=self.kcore, repeats=self.repeats)
+            self._data = preprocess(raw, kcore=self.kcore, repeats=self.repeats, meta_fields=self.text_fields)
             for reason, count in sorted(self._data.skipped.items()):
                 log.info("%s: skipped %d (%s)", self.path, count, reason)
         return self._data
@@ -375,7 +377,7 @@ class RecDataModule(L.LightningDataModule):
             max_users = self.max_users.get(name)
             if max_users is not None and max_users < len(samples):  # one sample per user, user order
                 keep = np.random.default_rng(self.seed).choice(len(samples), max_users, replace=False)
-                samples = [samples[i] for i in sorted(keep)]
+                samples = samples.subset(np.sort(keep))
             self._splits[name] = SequenceSamples(samples)
         return self._splits[name]
 
@@ -419,7 +421,7 @@ class RecDataModule(L.LightningDataModule):
         return self._loader("predict", shuffle=False)
 
     # -- prediction inputs and outputs ------------------------------------------------
-    def _predict_samples(self) -> list[tuple[int, list[int], int]]:
+    def _predict_samples(self) -> Samples:
         if self.predict_histories is None:
             return self.data.samples("test", self.max_history)
         index = {it: i + 1 for i, it in enumerate(self.data.item_ids)}
@@ -445,7 +447,7 @@ class RecDataModule(L.LightningDataModule):
                 samples.append((users.get(user, -1), [index[it] for it in history][-self.max_history :], PAD_ITEM))
         if not samples:
             raise DataError(f"{path}: no histories to predict for")
-        return samples
+        return Samples.from_rows(samples)
 
     def describe_prediction(self, sample: int, items: list[int], scores: list[float]) -> dict[str, Any]:
         """One output row, in original ids: user, history, target (if known), items, scores."""

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash, usage_per_head
-from llada_rec.tokenizers.collisions import collision_rate, resolve_collisions
+from llada_rec.tokenizers.collisions import CollisionReport, collision_rate, quantization_error, resolve_collisions
 from llada_rec.tokenizers.quantizers import perplexity
 from llada_rec.utils import destroy_process_group_at_exit, run_dir
 
@@ -118,16 +118,43 @@ class SemanticIdTokenizer(L.LightningModule):
     @torch.no_grad()
     def tokenize(self, embeddings: Tensor, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Codes of all rows, in eval mode and chunks: [N, D] -> (codes [N, M] int64,
-        distances [N, M, K] float32), before collision resolution."""
+        quantization errors [N] float64, the summed squared distance to the chosen codes),
+        before collision resolution.  Only one chunk's [B, M, K] distances exist at a time."""
         was_training = self.training
         self.eval()
-        codes, distances = [], []
+        codes, errors = [], []
         for chunk in torch.as_tensor(embeddings, dtype=torch.float32).split(batch_size):
             c, d = self.assign_codes(chunk.to(self.device))
-            codes.append(c.cpu())
-            distances.append(d.float().cpu())
+            c = c.cpu().numpy().astype(np.int64)
+            codes.append(c)
+            errors.append(quantization_error(c, d.float().cpu().numpy()))
         self.train(was_training)
-        return torch.cat(codes).numpy().astype(np.int64), torch.cat(distances).numpy()
+        return np.concatenate(codes), np.concatenate(errors)
+
+    @torch.no_grad()
+    def distances(self, embeddings: Tensor, batch_size: int = 8192) -> np.ndarray:
+        """Squared distances to every code [n, M, K] float32 of a few rows (in chunks)."""
+        was_training = self.training
+        self.eval()
+        rows = [
+            self.assign_codes(chunk.to(self.device))[1].float().cpu().numpy()
+            for chunk in torch.as_tensor(embeddings, dtype=torch.float32).split(batch_size)
+        ]
+        self.train(was_training)
+        return np.concatenate(rows) if rows else np.zeros((0, self.num_heads, self.codebook_size), np.float32)
+
+    def unique_codes(self, embeddings: Tensor, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray, CollisionReport]:
+        """(codes before, unique codes, report) of all rows: codes in chunks, then the
+        collision resolution, which needs the distances of the moving items only."""
+        embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
+        codes, errors = self.tokenize(embeddings, batch_size)
+        unique, report = resolve_collisions(
+            codes,
+            lambda rows: self.distances(embeddings[torch.as_tensor(rows)], batch_size),
+            errors=errors,
+            codebook_size=self.codebook_size,
+        )
+        return codes, unique, report
 
     # -- validation: collision rate over all items, best state ------------------------------
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -171,8 +198,7 @@ class SemanticIdTokenizer(L.LightningModule):
             self.load_state_dict(self._best_state)
         dm = self._datamodule()
         embeddings = torch.as_tensor(dm.item_embeddings, dtype=torch.float32)
-        codes, distances = self.tokenize(embeddings)
-        unique_codes, report = resolve_collisions(codes, distances)
+        codes, unique_codes, report = self.unique_codes(embeddings)
         stats = {
             "tokenizer": type(self).__name__,
             **report.as_dict(),

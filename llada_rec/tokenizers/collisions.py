@@ -17,7 +17,10 @@ tell them apart.  The method here moves as few items as possible, each as little
    found by best-first enumeration of code combinations.
 
 ``distances`` [N, M, K] is the squared distance of what head m quantized to each of its
-codes.  For parallel heads (Multi-Head VQ-VAE, OPQ) the costs are exact; for residual
+codes.  It may instead be a function giving those rows for the items asked for (then the
+per-item quantization ``errors`` and ``codebook_size`` are passed too): only the moving items'
+rows are ever needed, so at 1M items the [N, M, K] table (4 GiB at M=4, K=256) need never
+exist (``SemanticIdTokenizer.unique_codes`` computes them in chunks).  For parallel heads (Multi-Head VQ-VAE, OPQ) the costs are exact; for residual
 quantizers (RQ-VAE, RQ-KMeans) a move on an early level would change the later residuals,
 so its cost is the first-order (that level only) estimate.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -65,13 +68,20 @@ def quantization_error(codes: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return np.take_along_axis(distances, codes[:, :, None], axis=2)[:, :, 0].astype(np.float64).sum(1)
 
 
-def _check_inputs(codes: np.ndarray, distances: np.ndarray) -> None:
-    if codes.ndim != 2 or distances.ndim != 3 or distances.shape[:2] != codes.shape:
+DistanceRows = Callable[[np.ndarray], np.ndarray]  # item rows [n] -> their distances [n, M, K]
+
+
+def _check_inputs(codes: np.ndarray, distances: Union[np.ndarray, DistanceRows], k: Optional[int]) -> None:
+    if callable(distances):
+        if codes.ndim != 2 or k is None:
+            raise ValueError(f"expected codes [N, M] and codebook_size with a distance function; got {codes.shape}, {k}")
+    elif codes.ndim != 2 or distances.ndim != 3 or distances.shape[:2] != codes.shape:
         raise ValueError(f"expected codes [N, M] and distances [N, M, K]; got {codes.shape} and {distances.shape}")
     if not np.issubdtype(codes.dtype, np.integer):
         raise ValueError(f"codes must be integers, got {codes.dtype}")
     n, m = codes.shape
-    k = distances.shape[2]
+    k = k if callable(distances) else distances.shape[2]
+    assert k is not None
     if n and (codes.min() < 0 or codes.max() >= k):
         raise ValueError(f"codes must lie in [0, {k}), got range [{codes.min()}, {codes.max()}]")
     if n > k**m:  # Python ints: no overflow
@@ -90,13 +100,14 @@ def _choose_movers(codes: np.ndarray, error: np.ndarray) -> np.ndarray:
 
 def _one_head_moves(codes: np.ndarray, distances: np.ndarray, movers: np.ndarray, taken: set[bytes]) -> list[int]:
     """Move each mover on one head, globally cheapest first; updates ``codes`` and ``taken``.
+    ``distances`` [n, M, K]: the movers' rows.
 
     Returns the movers that found no free one-head neighbour.
     """
     n, num_heads = len(movers), codes.shape[1]
     k = distances.shape[2]
     mover_codes = codes[movers]  # [n, M]
-    delta = distances[movers] - np.take_along_axis(distances[movers], mover_codes[:, :, None], axis=2)  # [n, M, K]
+    delta = distances - np.take_along_axis(distances, mover_codes[:, :, None], axis=2)  # [n, M, K]
     rows, heads = np.arange(n)[:, None], np.arange(num_heads)[None, :]
     delta[rows, heads, mover_codes] = np.inf  # staying is not a move
     flat = delta.reshape(n, num_heads * k)
@@ -145,24 +156,40 @@ def _nearest_free_tuple(distances: np.ndarray, taken: set[bytes]) -> np.ndarray:
     raise RuntimeError("no free tuple left")  # unreachable: _check_inputs ensures N <= K^M
 
 
-def resolve_collisions(codes: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, CollisionReport]:
-    """Unique tuples for all items. codes [N, M] int, distances [N, M, K] -> (new codes [N, M]
-    int64, report).  Items that already have a tuple of their own never change."""
-    _check_inputs(codes, distances)
+def resolve_collisions(
+    codes: np.ndarray,
+    distances: Union[np.ndarray, DistanceRows],
+    errors: Optional[np.ndarray] = None,
+    codebook_size: Optional[int] = None,
+) -> tuple[np.ndarray, CollisionReport]:
+    """Unique tuples for all items. codes [N, M] int, distances [N, M, K] (or a function of
+    item rows, with ``errors`` [N] = ``quantization_error(codes, distances)`` and
+    ``codebook_size``) -> (new codes [N, M] int64, report).  Items that already have a tuple
+    of their own never change."""
+    _check_inputs(codes, distances, codebook_size)
+    if callable(distances) and errors is None:
+        raise ValueError("a distance function needs the items' quantization errors")
     codes = np.ascontiguousarray(codes, dtype=np.int64).copy()
-    distances = np.asarray(distances)
-    error_before = quantization_error(codes, distances)
+    if not callable(distances):
+        table = np.asarray(distances)
+        distances = table.__getitem__
+        errors = quantization_error(codes, table)
+    error_before = np.asarray(errors, dtype=np.float64)
     collisions_before = count_collisions(codes)
     _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
     colliding_items = int((counts[inverse.reshape(-1)] > 1).sum()) if len(codes) else 0
 
     movers = _choose_movers(codes, error_before) if collisions_before else np.zeros(0, np.int64)
+    mover_distances = np.asarray(distances(movers)) if len(movers) else np.zeros((0, 1, 1), np.float32)
     taken = {row.tobytes() for row in codes}  # a mover's old tuple stays with its group's keeper
-    stuck = _one_head_moves(codes, distances, movers, taken) if len(movers) else []
+    stuck = _one_head_moves(codes, mover_distances, movers, taken) if len(movers) else []
     for j in stuck:
         i = movers[j]
-        codes[i] = _nearest_free_tuple(distances[i], taken)
+        codes[i] = _nearest_free_tuple(mover_distances[j], taken)
         taken.add(codes[i].tobytes())
+    error_after = error_before.copy()
+    if len(movers):
+        error_after[movers] = quantization_error(codes[movers], mover_distances)
 
     report = CollisionReport(
         items=len(codes),
@@ -172,6 +199,6 @@ def resolve_collisions(codes: np.ndarray, distances: np.ndarray) -> tuple[np.nda
         items_moved=len(movers),
         multi_head_moves=len(stuck),
         quantization_error_before=float(error_before.mean()) if len(codes) else 0.0,
-        quantization_error_after=float(quantization_error(codes, distances).mean()) if len(codes) else 0.0,
+        quantization_error_after=float(error_after.mean()) if len(codes) else 0.0,
     )
     return codes, report

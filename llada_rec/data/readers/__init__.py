@@ -14,7 +14,11 @@ each (the module docstring describes the files):
 :mod:`.common` holds what they share (file lookup, line reading, bad-line counting).
 
 Any file may be gzip-compressed (``.gz`` appended); when both exist the plain file is read.
-``item_meta`` holds only items that occur in the interactions.
+``item_meta`` holds only items that occur in the interactions.  The line-based files are
+parsed by polars a block of lines at a time; a block (jsonl) or file (csv) with a line the
+fast parser cannot vouch for is read line by line under the rules below, so the skips,
+counts and messages are the same either way.  Amazon 2023 metadata is not read here but by
+``preprocess``, once, for the items that survive its filters.
 
 Bad input, what happens:
 
@@ -26,7 +30,8 @@ Bad input, what happens:
   under ``"<file name>: <reason>"``; the first few are logged as warnings with file and
   line number. If more than half of a file's lines are bad (checked after 1,000 lines and at
   the end) the file is not of the format: :class:`DataError` naming it.
-- metadata records: same as above; a repeated ``parent_asin`` keeps the first record (counted).
+- metadata records: same as above; a repeated ``parent_asin`` keeps the first record (counted);
+  lines of items dropped by the filters are not parsed (so not counted when malformed).
 - whole-document files (LC-Rec json) that do not parse or do not have the expected shape, a
   RecBole header that is not ``name:type``, a benchmark csv without the required columns, a
   truncated or corrupt gzip stream, text that is not UTF-8 in csv / RecBole files:
@@ -88,7 +93,7 @@ def read_source(
     if not path.is_dir():
         raise DataError(f"{path}: not a directory; pass the folder that holds the {format} files")
     raw = _READERS[format](path, category, show_progress)
-    if not raw.users:
+    if not len(raw.users):
         raise DataError(f"{raw.source}: no interactions could be read")
     if raw.skipped:
         log.warning("%s: skipped %s", raw.source, dict(raw.skipped))

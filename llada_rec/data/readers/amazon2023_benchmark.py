@@ -11,17 +11,22 @@ logs a warning with the number of users whose rebuilt sequence differs.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+import polars as pl
 
 from llada_rec.data.dataset import DataError, RawInteractions
-from llada_rec.data.readers.amazon2023 import read_meta
+from llada_rec.data.readers.amazon2023 import JsonlMeta
 from llada_rec.data.readers.common import (
     EARLY_CHECK_LINES,
     BadLines,
+    Blocks,
     Lines,
+    gc_paused,
     parse_time,
     pick_category,
     require_file,
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _SPLITS = ("train", "valid", "test")
 _BENCHMARK_COLUMNS = ("user_id", "parent_asin", "rating", "timestamp", "history")
+_PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"  # what float() and polars read alike
 
 
 def read_amazon2023_benchmark(
@@ -45,35 +51,78 @@ def read_amazon2023_benchmark(
     files = {s: require_file(split_dirs, f"{category}.{s}.csv", f"benchmark {s}") for s in _SPLITS}
     meta = require_file(meta_dirs, f"meta_{category}.jsonl", "metadata")
     skipped: Counter = Counter()
+    frames = []
+    test_sequences: dict[str, list[str]] = {}  # user -> history + target of the test row
+    with gc_paused():
+        for split, file in files.items():
+            frame = _read_split_fast(file, show_progress)
+            if frame is None:  # some line needs the line-by-line rules
+                frame = _read_benchmark_csv(file, skipped, show_progress)
+            if split == "test" and "history" in frame.columns:
+                for user, item, history in frame.select("user", "item", "history").iter_rows():
+                    test_sequences[user] = history.split() + [item]
+            frames.append(frame.select("user", "item", "timestamp"))
+        rows = pl.concat(frames)
+        _check_benchmark_order(files["test"], rows, test_sequences)
+    return RawInteractions(
+        rows["user"], rows["item"], rows["timestamp"], JsonlMeta(meta, show_progress), str(files["train"]), skipped
+    )
+
+
+def _read_split_fast(path: Path, show_progress: bool) -> Optional[pl.DataFrame]:
+    """The rows of a split file read by polars (user, item, timestamp, history), or None when
+    a line needs the line-by-line rules: a blank line, a carriage return, a row with another
+    number of fields, an empty id, a timestamp that is not a plain number, bad UTF-8."""
+    frames, width = [], 0
+    for _, block in Blocks(path, show_progress):
+        if b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
+            return None
+        if not width:  # first row: the header, or data in the official column order
+            head, _, rest = block.partition(b"\n")
+            try:
+                first_row = head.decode("utf-8").split(",")
+            except UnicodeDecodeError:
+                return None
+            columns = _benchmark_columns(path, first_row)
+            width = len(columns)
+            block = rest if first_row[0] == "user_id" else block
+        rows = block.count(b"\n") + (not block.endswith(b"\n"))
+        if not block or block.count(b",") != rows * (width - 1):
+            if block:
+                return None
+            continue
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(block), has_header=False, separator=",", quote_char=None,
+                infer_schema=False, new_columns=[f"column_{i}" for i in range(width)],
+            )
+        except (pl.exceptions.PolarsError, ValueError):
+            return None
+        frames.append(frame.select(
+            user=f"column_{columns['user_id']}", item=f"column_{columns['parent_asin']}",
+            timestamp=f"column_{columns['timestamp']}",
+            **({"history": pl.col(f"column_{columns['history']}").fill_null("")} if "history" in columns else {}),
+        ))
+    if not frames:
+        return None
+    frame = pl.concat(frames)
+    clean = frame.select(
+        pl.col("user").is_not_null().all() & pl.col("item").is_not_null().all()
+        & pl.col("timestamp").str.contains(_PLAIN_NUMBER).all()
+    ).item()
+    return frame.with_columns(pl.col("timestamp").cast(pl.Float64)) if clean else None
+
+
+def _read_benchmark_csv(path: Path, skipped: Counter, show_progress: bool) -> pl.DataFrame:
+    """The rows of one split file line by line (bad rows skipped and counted): user, item,
+    timestamp and, with a history column, history."""
+    bad = BadLines(path, skipped, "benchmark csv rows")
     users: list[str] = []
     items: list[str] = []
     timestamps: list[float] = []
-    test_sequences: dict[str, list[str]] = {}  # user -> history + target of the test row
-    for split, file in files.items():
-        _read_benchmark_csv(
-            file, users, items, timestamps, skipped, show_progress,
-            test_sequences if split == "test" else None,
-        )
-    _check_benchmark_order(files["test"], users, items, timestamps, test_sequences)
-    item_meta = read_meta(meta, set(items), skipped, show_progress)
-    return RawInteractions(users, items, timestamps, item_meta, str(files["train"]), skipped)
-
-
-def _read_benchmark_csv(
-    path: Path,
-    users: list[str],
-    items: list[str],
-    timestamps: list[float],
-    skipped: Counter,
-    show_progress: bool,
-    test_sequences: dict[str, list[str]] | None,
-) -> None:
-    """Append the rows of one split file; for the test file also keep history + target."""
-    bad = BadLines(path, skipped, "benchmark csv rows")
-    interned: dict[str, str] = {}
-    rows = _csv_rows(path, show_progress)
+    histories: list[str] = []
     columns: dict[str, int] | None = None
-    for line_no, row in rows:
+    for line_no, row in _csv_rows(path, show_progress):
         if columns is None:  # first row: the header, or data in the official column order
             columns = _benchmark_columns(path, row)
             if row and row[0] == "user_id":
@@ -91,14 +140,17 @@ def _read_benchmark_csv(
             field = "user_id" if not user else "parent_asin" if not item else "timestamp"
             bad.skip(line_no, f"missing or invalid field {field!r}")
             continue
-        user = interned.setdefault(user, user)
-        item = interned.setdefault(item, item)
         users.append(user)
         items.append(item)
         timestamps.append(ts)
-        if test_sequences is not None and "history" in columns:
-            test_sequences[user] = row[columns["history"]].split() + [item]
+        if "history" in (columns or {}):
+            histories.append(row[columns["history"]])
     bad.check(final=True)
+    frame = pl.DataFrame(
+        {"user": users, "item": items, "timestamp": timestamps},
+        schema={"user": pl.String, "item": pl.String, "timestamp": pl.Float64},
+    )
+    return frame.with_columns(history=pl.Series(histories, dtype=pl.String)) if histories else frame
 
 
 def _csv_rows(path: Path, show_progress: bool) -> Iterator[tuple[int, list[str]]]:
@@ -125,24 +177,19 @@ def _benchmark_columns(path: Path, first_row: list[str]) -> dict[str, int]:
     return {name: i for i, name in enumerate(_BENCHMARK_COLUMNS[: len(first_row)])}
 
 
-def _check_benchmark_order(
-    test_file: Path,
-    users: list[str],
-    items: list[str],
-    timestamps: list[float],
-    test_sequences: dict[str, list[str]],
-) -> None:
+def _check_benchmark_order(test_file: Path, rows: pl.DataFrame, test_sequences: dict[str, list[str]]) -> None:
     """Warn when (timestamp, read order) does not rebuild the test rows' history + target."""
     if not test_sequences:
         return
-    per_user: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
-    for order, (user, item, ts) in enumerate(zip(users, items, timestamps)):
-        per_user[user].append((ts, order, item))
-    differ = [
-        user
-        for user, expected in test_sequences.items()
-        if [it for _, _, it in sorted(per_user[user])] != expected
-    ]
+    rebuilt = (
+        rows.with_row_index("order")
+        .filter(pl.col("user").is_in(pl.Series(list(test_sequences), dtype=pl.String)))
+        .sort(["user", "timestamp", "order"])
+        .group_by("user")
+        .agg(pl.col("item"))
+    )
+    sequences = dict(zip(rebuilt["user"].to_list(), rebuilt["item"].to_list()))
+    differ = [user for user, expected in test_sequences.items() if sequences.get(user) != expected]
     if differ:
         log.warning(
             "%s: for %d of %d users, the time-ordered train+valid+test rows differ from the "

@@ -20,6 +20,7 @@ from llada_rec.data.readers.common import (
     BadLines,
     Lines,
     find_file,
+    gc_paused,
     parse_time,
     pick_category,
     require_file,
@@ -53,6 +54,11 @@ def _recbole_lines(path: Path, show_progress: bool) -> Iterator[tuple[int, str]]
 
 
 def read_recbole(path: Path, category: str | None, show_progress: bool) -> RawInteractions:
+    with gc_paused():
+        return _read_recbole(path, category, show_progress)
+
+
+def _read_recbole(path: Path, category: str | None, show_progress: bool) -> RawInteractions:
     name = pick_category([path], r"(.+)\.inter(?:\.gz)?", category, "<X>.inter file")
     inter_file = require_file([path], f"{name}.inter", "RecBole interactions")
     skipped: Counter = Counter()

@@ -1,0 +1,155 @@
+"""What every reader shares: finding the files, reading lines (gzip, progress bar), counting
+bad lines, and parsing ids and times.
+
+A reader iterates :class:`Lines` of a file, calls :meth:`BadLines.skip` for each line it
+cannot use and :meth:`BadLines.check` to refuse a file that is mostly bad (see the policy in
+:mod:`llada_rec.data.readers`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+import re
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+from tqdm.auto import tqdm
+
+from llada_rec.data.dataset import DataError
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_BYTES = 8 << 20  # smaller files read in well under a second: no bar
+MAX_BAD_FRACTION = 0.5  # more bad lines than this: the file is not of the format
+EARLY_CHECK_LINES = 1000  # ... checked already here, so a wrong 5 GB file fails fast
+WARN_FIRST = 5  # bad lines logged one by one per file; the rest only counted
+
+
+def pick_category(dirs: list[Path], pattern: str, category: str | None, what: str) -> str:
+    """The category whose main file matches ``pattern``; errors list the candidates."""
+    regex = re.compile(pattern)
+    found = sorted(
+        {
+            m.group(1)
+            for d in dirs
+            if d.is_dir()
+            for f in d.iterdir()
+            if (m := regex.fullmatch(f.name)) and f.is_file()
+        }
+    )
+    where = " or ".join(str(d) for d in dirs)
+    if category is not None:
+        if category in found:
+            return category
+        raise DataError(
+            f"{where}: no {what} for category {category!r}; found: {', '.join(found) or 'none'}"
+        )
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"{where}: no {what} found")
+    raise DataError(f"{where}: several categories ({', '.join(found)}); choose one with category=")
+
+
+def find_file(dirs: list[Path], name: str) -> Path | None:
+    """``name`` or ``name.gz`` in the first directory that has one (plain file first)."""
+    for d in dirs:
+        for candidate in (d / name, d / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def require_file(dirs: list[Path], name: str, what: str) -> Path:
+    found = find_file(dirs, name)
+    if found is None:
+        where = " or ".join(str(d) for d in dirs)
+        raise DataError(f"{where}: missing {what} file {name}[.gz]")
+    return found
+
+
+class Lines:
+    """Iterate the lines of a plain or gzip file, with a byte-based progress bar.
+
+    Bytes lines by default (the caller decodes each, so a bad line is one skip); ``text=True``
+    decodes UTF-8 and turns a decoding error into a :class:`DataError` naming the file.
+    """
+
+    def __init__(self, path: Path, show_progress: bool, text: bool = False) -> None:
+        self.path, self.text = path, text
+        self.size = path.stat().st_size
+        self.show = show_progress and self.size >= PROGRESS_MIN_BYTES
+
+    def __iter__(self) -> Iterator[Any]:
+        with open(self.path, "rb") as raw, tqdm(
+            total=self.size, unit="B", unit_scale=True, desc=self.path.name,
+            disable=not self.show, leave=False,
+        ) as bar:
+            stream: Any = raw
+            if self.path.name.endswith(".gz"):
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            if self.text:
+                stream = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+            try:
+                for n, line in enumerate(stream, 1):
+                    if not n & 0x3FFF:
+                        bar.update(raw.tell() - bar.n)
+                    yield line
+            except UnicodeDecodeError as e:
+                raise DataError(f"{self.path}: not UTF-8 text ({e})") from e
+            except (OSError, EOFError, zlib.error) as e:
+                raise DataError(f"{self.path}: cannot read, truncated or corrupt ({e})") from e
+            bar.update(self.size - bar.n)
+
+
+class BadLines:
+    """Counts skipped lines of one file; logs the first few; refuses a mostly bad file."""
+
+    def __init__(self, path: Path, skipped: Counter, what: str) -> None:
+        self.path, self.skipped, self.what = path, skipped, what
+        self.lines = 0  # non-blank lines seen
+        self.bad = 0
+        self.first: str = ""
+
+    def skip(self, line_no: int, reason: str) -> None:
+        self.bad += 1
+        self.skipped[f"{self.path.name}: {reason}"] += 1
+        if not self.first:
+            self.first = f"line {line_no}: {reason}"
+        if self.bad <= WARN_FIRST:
+            log.warning("%s:%d: %s; line skipped", self.path, line_no, reason)
+
+    def check(self, final: bool = False) -> None:
+        """Raise when more than half of the lines so far are bad."""
+        if self.bad and self.bad > MAX_BAD_FRACTION * self.lines:
+            raise DataError(
+                f"{self.path}: {self.bad} of {self.lines} lines are not valid {self.what} "
+                f"(first at {self.first}); is this the right file and format?"
+            )
+        if final and self.bad > WARN_FIRST:
+            log.warning("%s: %d bad lines in all (%d logged)", self.path, self.bad, WARN_FIRST)
+
+
+def parse_time(value: Any) -> float | None:
+    """A finite float, or None (bools are not times)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        ts = float(value)
+    except (TypeError, ValueError):
+        return None
+    return ts if math.isfinite(ts) else None
+
+
+def as_id(value: Any) -> str | None:
+    """Ids are non-empty strings; integer ids (some dumps) become strings."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None

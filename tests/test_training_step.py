@@ -138,3 +138,24 @@ def test_a_batch_with_nothing_masked_gives_zero_history_loss(monkeypatch):
     losses, grads = losses_and_grads(model, batch, seed=0)
     assert losses["history_loss"] == 0 and losses["item_loss"] > 0
     assert all(torch.isfinite(g).all() for g in grads.values())
+
+
+def test_rms_norm_matches_torch_in_values_and_gradients():
+    from llada_rec.models.transformer import RMSNorm
+
+    torch.manual_seed(0)
+    ours, reference = RMSNorm(24), torch.nn.RMSNorm(24)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+        reference.weight.copy_(ours.weight)
+    x = (torch.randn(5, 7, 24) * torch.rand(5, 7, 1) * 3).requires_grad_()
+    upstream = torch.randn(5, 7, 24)
+    outputs = []
+    for norm in (ours, reference):
+        x.grad = None
+        y = norm(x)
+        y.backward(upstream)
+        outputs.append((y.detach(), x.grad.clone(), norm.weight.grad.clone()))
+    for got, expected in zip(*outputs):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert set(ours.state_dict()) == set(reference.state_dict()) == {"weight"}  # checkpoints load either way

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,9 +155,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     worker_argv = [a for a in argv if a not in ("--baseline", args.baseline)]
     runs: dict[str, list[list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        versions = {"current": REPO}
+        current = Path(tmp) / "current"  # a snapshot: edits during the run do not change what is timed
+        shutil.copytree(REPO / "llada_rec", current / "llada_rec", ignore=shutil.ignore_patterns("__pycache__"))
+        versions = {"current": current}
         if args.baseline:
-            versions = {f"baseline {args.baseline}": export_revision(args.baseline, Path(tmp)), **versions}
+            baseline = Path(tmp) / "baseline"
+            baseline.mkdir()
+            versions = {f"baseline {args.baseline}": export_revision(args.baseline, baseline), **versions}
         for repeat in range(args.repeats):
             for version, code in versions.items():
                 rows = run_worker(code, worker_argv)

@@ -99,6 +99,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ids.add_argument("--tokenizer-base", default=str(TOKENIZERS / "demo.yaml"), help="tokenizer config giving seed and trainer settings (its data section is ignored)")
     ids.add_argument("--tiger-tokenizer", default=str(TOKENIZERS / "rqvae.yaml"))
     ids.add_argument("--llada-tokenizer", default=None, help="model override for LLaDA-Rec's tokenizer (default: the base's Multi-Head VQ-VAE)")
+    ids.add_argument("--rpg-tokenizer", default=None, help="model override for RPG's tokenizer, e.g. experiments/tokenizer/opq.yaml (default: LLaDA-Rec's)")
     ids.add_argument("--tokenizer-epochs", type=int, default=None, help="override the tokenizer's max_epochs")
     ids.add_argument("--tiger-semantic-ids", default=None, help="ready artifact directory for TIGER")
     ids.add_argument("--llada-semantic-ids", default=None, help="ready artifact directory for LLaDA-Rec")
@@ -185,16 +186,16 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **
 
 def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Optional[str], float]:
     """(artifact directory, seconds spent) for a semantic-ID model; (None, 0) for the others.
-    RPG uses LLaDA-Rec's parallel IDs (the Multi-Head VQ-VAE, or ``--llada-tokenizer``)."""
+    RPG uses ``--rpg-tokenizer``, else LLaDA-Rec's parallel IDs (the Multi-Head VQ-VAE, or ``--llada-tokenizer``)."""
     if name not in ("tiger", "llada-rec", "rpg"):
         return None, 0.0
-    ready = args.tiger_semantic_ids if name == "tiger" else args.llada_semantic_ids
+    ready = {"tiger": args.tiger_semantic_ids, "rpg": None if args.rpg_tokenizer else args.llada_semantic_ids}.get(name, args.llada_semantic_ids)
     if ready:
         return ready, 0.0
     from llada_rec.tokenizers.stage import build_semantic_ids
 
     configs = [args.tokenizer_base]
-    override = args.tiger_tokenizer if name == "tiger" else args.llada_tokenizer
+    override = {"tiger": args.tiger_tokenizer, "rpg": args.rpg_tokenizer or args.llada_tokenizer}.get(name, args.llada_tokenizer)
     if override:
         configs.append(override)
     if args.tokenizer_epochs is not None:
@@ -347,7 +348,7 @@ def fit_and_test(
 # -- output ---------------------------------------------------------------------------------
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     metric_names = [c.replace("recall", "R").replace("ndcg", "N") for c in TABLE_COLUMNS]
-    header = ["model", *metric_names, "train s", "val share", "epochs", "test s", "params"]
+    header = ["model", *metric_names, "train s", "val share", "epochs", "best epoch", "test s", "params"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
         cells = [f"{row['metrics'][f'test/{c}']:.4f}" for c in TABLE_COLUMNS]
@@ -355,7 +356,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         val_share = row["val_s"] / row["train_s"] if row["train_s"] > 0 else 0.0
         lines.append(
             f"| {row['model']} | " + " | ".join(cells)
-            + f" | {row['train_s']:.1f} | {val_share:.0%} | {row['epochs']:.1f} | {row['test_s']:.1f} | {params} |"
+            + f" | {row['train_s']:.1f} | {val_share:.0%} | {row['epochs']:.1f} | {row.get('best_epoch', '')} | {row['test_s']:.1f} | {params} |"
         )
     return "\n".join(lines)
 
@@ -372,12 +373,19 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
         print(f"== {NAMES[name]}", flush=True)
         rows.append(run_model(name, args, out))
         print(markdown_table(rows[-1:]), flush=True)
-    table = markdown_table(rows)
-    atomic_write_text(out / "results.json", json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
-    atomic_write_text(out / "results.md", table + "\n")
-    print(table)
+        write_results(out, args, rows)  # after every model: a long study keeps what it measured so far
+    print(markdown_table(rows))
     return rows
 
 
+def write_results(out: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """``results.json`` (settings and every row) and ``results.md`` (the table)."""
+    atomic_write_text(out / "results.json", json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:
+        raise SystemExit(f"error: {error}")

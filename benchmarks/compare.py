@@ -1,12 +1,19 @@
 """Side-by-side benchmark: the baselines and LLaDA-Rec on one split, under one budget.
 
 Every model gets the same RecDataModule settings (so the same leave-one-out split), the same
-seed, the same training budget and the same evaluation (best validation checkpoint by
-NDCG@10, then the test split).  Prints one markdown table and writes it, with all figures,
-as JSON:
+seed, the same training budget and the same evaluation (the best validation checkpoint by
+``--monitor``, validation NDCG@1 of greedy decoding as the authors select, then the test
+split); ``--patience N`` stops a neural model after N validations without a better one.
+Prints one markdown table and writes it, with all figures, as JSON:
 
     python benchmarks/compare.py --format lcrec --path /work/shared/data/amazon18-scientific \
-        --max-epochs 5 --max-minutes 3 --out runs/compare/scientific
+        --max-epochs 100 --patience 10 --out runs/compare/scientific
+
+The runner resumes: each model's run lives in ``OUT/<model>/`` (``settings.json``, the
+Lightning run in ``run/`` with ``checkpoints/last.ckpt`` every epoch, ``result.json`` once
+tested).  Rerun the same command after an interruption: finished models are read back, an
+interrupted one continues from its ``last.ckpt`` (RNG states, early-stopping count and
+learning curve included); other settings in the same ``OUT`` are refused.
 
 Semantic-ID models train their tokenizer first (cached by content under ``--cache-dir``):
 TIGER the RQ-VAE, LLaDA-Rec the Multi-Head VQ-VAE, each with ``--tokenizer-base``'s trainer
@@ -25,15 +32,15 @@ from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 
-from llada_rec.report.tables import TABLE_COLUMNS
-from llada_rec.callbacks import TrainingClock, output_writers
+from llada_rec.callbacks import ResumableCheckpoint, TrainingClock, output_writers
 from llada_rec.data.datamodule import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.models.configs import nest_flat_hparams
-from llada_rec.utils import atomic_write_text
+from llada_rec.report.tables import TABLE_COLUMNS
+from llada_rec.utils import UserError, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZERS = REPO / "experiments" / "tokenizer"
@@ -49,7 +56,8 @@ NAMES = {
     "rpg": "RPG",
     "llada-rec": "LLaDA-Rec",
 }
-MONITOR = "val/ndcg@10"
+MONITOR = "val/ndcg@1"  # greedy NDCG@1, the authors' selection; the same rule for every model
+NOT_SETTINGS = ("models", "out", "threads")  # options that do not change a model's run
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -70,6 +78,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     budget.add_argument("--max-epochs", type=int, default=5, help="per neural model (also sets the LR schedule)")
     budget.add_argument("--max-minutes", type=float, default=None, help="training wall-time cap per model (trainer.max_time)")
+    budget.add_argument("--patience", type=int, default=None, help="early stopping: stop a neural model after this many validations (epochs here) without a better --monitor; default: none")
+    budget.add_argument("--monitor", default=MONITOR, help="validation metric (maximised) that selects the tested checkpoint and drives early stopping")
     budget.add_argument("--eval-users", type=int, default=None, help="validate and test on this many users drawn with --seed (the same for every model); default all")
     budget.add_argument("--val-users", type=int, default=None, help="validate on this many users instead (default: --eval-users); e.g. test on all, select on 2000")
     budget.add_argument("--seed", type=int, default=0)
@@ -89,6 +99,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ids.add_argument("--tokenizer-base", default=str(TOKENIZERS / "demo.yaml"), help="tokenizer config giving seed and trainer settings (its data section is ignored)")
     ids.add_argument("--tiger-tokenizer", default=str(TOKENIZERS / "rqvae.yaml"))
     ids.add_argument("--llada-tokenizer", default=None, help="model override for LLaDA-Rec's tokenizer (default: the base's Multi-Head VQ-VAE)")
+    ids.add_argument("--rpg-tokenizer", default=None, help="model override for RPG's tokenizer, e.g. experiments/tokenizer/opq.yaml (default: LLaDA-Rec's)")
     ids.add_argument("--tokenizer-epochs", type=int, default=None, help="override the tokenizer's max_epochs")
     ids.add_argument("--tiger-semantic-ids", default=None, help="ready artifact directory for TIGER")
     ids.add_argument("--llada-semantic-ids", default=None, help="ready artifact directory for LLaDA-Rec")
@@ -175,16 +186,16 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **
 
 def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Optional[str], float]:
     """(artifact directory, seconds spent) for a semantic-ID model; (None, 0) for the others.
-    RPG uses LLaDA-Rec's parallel IDs (the Multi-Head VQ-VAE, or ``--llada-tokenizer``)."""
+    RPG uses ``--rpg-tokenizer``, else LLaDA-Rec's parallel IDs (the Multi-Head VQ-VAE, or ``--llada-tokenizer``)."""
     if name not in ("tiger", "llada-rec", "rpg"):
         return None, 0.0
-    ready = args.tiger_semantic_ids if name == "tiger" else args.llada_semantic_ids
+    ready = {"tiger": args.tiger_semantic_ids, "rpg": None if args.rpg_tokenizer else args.llada_semantic_ids}.get(name, args.llada_semantic_ids)
     if ready:
         return ready, 0.0
     from llada_rec.tokenizers.stage import build_semantic_ids
 
     configs = [args.tokenizer_base]
-    override = args.tiger_tokenizer if name == "tiger" else args.llada_tokenizer
+    override = {"tiger": args.tiger_tokenizer, "rpg": args.rpg_tokenizer or args.llada_tokenizer}.get(name, args.llada_tokenizer)
     if override:
         configs.append(override)
     if args.tokenizer_epochs is not None:
@@ -195,6 +206,40 @@ def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Op
     base = data_module(args)
     path = build_semantic_ids(configs, base.embeddings, base.item_ids, base.train_items, Path(args.cache_dir) / "semantic_ids")
     return str(path), time.perf_counter() - start
+
+
+class ResumableClock(TrainingClock):
+    """A :class:`TrainingClock` whose totals and learning curve are saved in checkpoints, so
+    a resumed run's figures cover every session."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "train_s": self.train_s, "val_s": self.val_s, "samples": self.samples}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.records = list(state_dict["records"])
+        self.train_s, self.val_s, self.samples = state_dict["train_s"], state_dict["val_s"], state_dict["samples"]
+
+
+def run_settings(name: str, args: argparse.Namespace, label: Optional[str], overrides: Optional[dict], trainer_overrides: Optional[dict]) -> dict[str, Any]:
+    """Everything that decides a model's run, as plain JSON values (compared on resume)."""
+    settings = {"model": name, "label": label, "overrides": overrides or {}, "trainer_overrides": trainer_overrides or {},
+                "args": {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}}
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def claim_directory(directory: Path, settings: dict[str, Any]) -> None:
+    """Record ``settings`` in ``directory/settings.json``, or check that a run already there
+    had the same ones (a one-line error names the settings that differ)."""
+    path = directory / "settings.json"
+    if not path.exists():
+        atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        return
+    recorded = json.loads(path.read_text())
+    if recorded != settings:
+        old, new = recorded.get("args", {}), settings["args"]
+        differ = [k for k in {**recorded, **settings} if k != "args" and recorded.get(k) != settings.get(k)]
+        differ += [f"--{k.replace('_', '-')}" for k in {**old, **new} if old.get(k) != new.get(k)]
+        raise UserError(f"{path}: a run of this model with other settings ({', '.join(differ)}); pass another --out or delete {directory}")
 
 
 def run_model(
@@ -209,8 +254,50 @@ def run_model(
     """Fit, then test the best validation checkpoint; figures of one table row.
 
     ``overrides``: model constructor arguments, and RecDataModule ones as ``data.<name>``; ``label``: the row's name (and run
-    directory); ``trainer_overrides``: Trainer arguments (e.g. a validation interval).
+    directory); ``trainer_overrides``: Trainer arguments (e.g. a validation interval).  Resumes: a model whose
+    ``OUT/<label>/result.json`` exists is read back, one with a ``last.ckpt`` continues from it.
     """
+    directory = out / (label or name)
+    directory.mkdir(parents=True, exist_ok=True)
+    claim_directory(directory, run_settings(name, args, label, overrides, trainer_overrides))
+    finished = directory / "result.json"
+    if finished.exists():
+        print(f"   finished earlier: {finished} read back", flush=True)
+        return json.loads(finished.read_text())
+    row = fit_and_test(name, args, out, overrides=overrides, label=label, trainer_overrides=trainer_overrides)
+    atomic_write_text(finished, json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def make_trainer(args: argparse.Namespace, model: SequentialRecommender, logger: CSVLogger, trainer_overrides: Optional[dict[str, Any]]) -> L.Trainer:
+    """The benchmark's Trainer: the best checkpoint by ``--monitor`` and ``last.ckpt`` every
+    epoch, the resumable clock, early stopping with ``--patience`` (gradient-trained models)."""
+    trained = model.automatic_optimization  # count models: no gradients, nothing to stop early
+    checkpoint = ResumableCheckpoint(monitor=args.monitor, mode="max", save_top_k=1, filename="best-epoch{epoch}", auto_insert_metric_name=False)
+    callbacks: list[L.Callback] = [checkpoint, ResumableClock(), *output_writers()]  # metrics.json in the run directory
+    if args.patience is not None and trained:
+        callbacks.append(EarlyStopping(monitor=args.monitor, mode="max", patience=args.patience))
+    trainer_args: dict[str, Any] = dict(
+        max_epochs=args.max_epochs,
+        max_time={"minutes": args.max_minutes} if args.max_minutes else None,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0 if trained else None,
+        callbacks=callbacks,
+        logger=logger,
+        accelerator=args.accelerator,
+        precision=args.precision,
+        devices=1,
+        deterministic="warn",  # deterministic kernels where they exist (all of them on CPU)
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(**{**trainer_args, **(trainer_overrides or {})})
+
+
+def fit_and_test(
+    name: str, args: argparse.Namespace, out: Path, *, overrides: Optional[dict[str, Any]], label: Optional[str], trainer_overrides: Optional[dict[str, Any]]
+) -> dict[str, Any]:
+    """One model's fit (from ``last.ckpt`` when its run directory has one) and test."""
     model_overrides = {k: v for k, v in (overrides or {}).items() if not k.startswith("data.")}
     data_overrides = {k[5:]: v for k, v in (overrides or {}).items() if k.startswith("data.")}
     if "semantic_ids" in data_overrides:  # a variant's own artifact: the model's tokenizer is not needed
@@ -220,44 +307,38 @@ def run_model(
     L.seed_everything(args.seed, workers=True, verbose=False)
     datamodule = data_module(args, semantic_ids, **data_overrides)
     model = make_model(name, args, model_overrides)
-    checkpoint = ModelCheckpoint(monitor=MONITOR, mode="max", save_top_k=1)  # in the logger's run directory
-    trainer_args: dict[str, Any] = dict(
-        max_epochs=args.max_epochs,
-        max_time={"minutes": args.max_minutes} if args.max_minutes else None,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0 if model.automatic_optimization else None,  # count models: no gradients
-        callbacks=[checkpoint, *output_writers()],  # metrics.json in the run dir; the model adds its TrainingClock (configure_callbacks)
-        logger=CSVLogger(out, name=label or name),
-        accelerator=args.accelerator,
-        precision=args.precision,
-        devices=1,
-        deterministic="warn",  # deterministic kernels where they exist (all of them on CPU)
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer_args.update(trainer_overrides or {})
-    trainer = L.Trainer(**trainer_args)
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    train_s = time.perf_counter() - start
-    clock = next(c for c in trainer.callbacks if isinstance(c, TrainingClock))  # the model's (configure_callbacks)
+    trainer = make_trainer(args, model, CSVLogger(out, name=label or name, version="run"), trainer_overrides)  # a fixed directory: a rerun finds last.ckpt
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ResumableCheckpoint))
+    clock = next(c for c in trainer.callbacks if isinstance(c, ResumableClock))
+    early = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    last = Path(trainer.logger.log_dir) / "checkpoints" / "last.ckpt"
+    resumed = last.exists()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resumed else None)
     best = checkpoint.best_model_path or None  # None: stopped before any validation
+    # test's checkpoint load restores the callbacks to the best epoch's state: read them first
+    fit_clock, stopped_early = clock.state_dict(), bool(early is not None and early.stopped_epoch > 0)
     start = time.perf_counter()
     metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     test_s = time.perf_counter() - start
+    records = fit_clock["records"]
+    scores = [r[args.monitor] for r in records if args.monitor in r]
     return {
         "model": label or NAMES[name],
         "overrides": overrides or {},
         "metrics": metrics,
-        "train_s": train_s,
-        "val_s": clock.val_s,
-        "learning_curve": clock.records,
+        "train_s": fit_clock["train_s"] + fit_clock["val_s"],  # the fit's wall time over every session, validation included
+        "val_s": fit_clock["val_s"],
+        "learning_curve": records,
         "test_s": test_s,
         "tokenizer_s": tokenizer_s,
         "parameters": sum(p.numel() for p in model.parameters()),
         "statistics": sum(b.numel() for b in model.buffers()),
         "epochs": trainer.global_step / max(1, trainer.num_training_batches),  # fractional when stopped by the time cap
         "steps": trainer.global_step,
+        "stopped_early": stopped_early,
+        "best_epoch": records[scores.index(max(scores))]["epoch"] if scores else None,
+        "best_score": max(scores) if scores else None,
+        "resumed": resumed,
         "best_checkpoint": best,
         "semantic_ids": semantic_ids,
         "run_dir": trainer.log_dir,
@@ -267,7 +348,7 @@ def run_model(
 # -- output ---------------------------------------------------------------------------------
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     metric_names = [c.replace("recall", "R").replace("ndcg", "N") for c in TABLE_COLUMNS]
-    header = ["model", *metric_names, "train s", "val share", "epochs", "test s", "params"]
+    header = ["model", *metric_names, "train s", "val share", "epochs", "best epoch", "test s", "params"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
         cells = [f"{row['metrics'][f'test/{c}']:.4f}" for c in TABLE_COLUMNS]
@@ -275,7 +356,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         val_share = row["val_s"] / row["train_s"] if row["train_s"] > 0 else 0.0
         lines.append(
             f"| {row['model']} | " + " | ".join(cells)
-            + f" | {row['train_s']:.1f} | {val_share:.0%} | {row['epochs']:.1f} | {row['test_s']:.1f} | {params} |"
+            + f" | {row['train_s']:.1f} | {val_share:.0%} | {row['epochs']:.1f} | {row.get('best_epoch', '')} | {row['test_s']:.1f} | {params} |"
         )
     return "\n".join(lines)
 
@@ -292,12 +373,19 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
         print(f"== {NAMES[name]}", flush=True)
         rows.append(run_model(name, args, out))
         print(markdown_table(rows[-1:]), flush=True)
-    table = markdown_table(rows)
-    atomic_write_text(out / "results.json", json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
-    atomic_write_text(out / "results.md", table + "\n")
-    print(table)
+        write_results(out, args, rows)  # after every model: a long study keeps what it measured so far
+    print(markdown_table(rows))
     return rows
 
 
+def write_results(out: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """``results.json`` (settings and every row) and ``results.md`` (the table)."""
+    atomic_write_text(out / "results.json", json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    atomic_write_text(out / "results.md", markdown_table(rows) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:
+        raise SystemExit(f"error: {error}")

@@ -10,6 +10,10 @@ validation excluded, and against training samples).  The clock is ``llada_rec.ca
         --variant paper:history_mask=history_token --variant authors:history_mask=sequence_per_item \\
         --max-epochs 6 --max-minutes 10 --eval-users 2000 --threads 2 --out runs/curves/scientific
 
+Early stopping and resuming are compare.py's: ``--patience N`` here counts validations
+(every ``--val-every`` steps), and a rerun of the same command reads finished rows back
+and continues an interrupted one from its ``last.ckpt``.
+
 A variant is ``NAME:key=value,key=value``: LLaDARec constructor arguments, settings of its
 config groups as ``network.<field>`` / ``decoding.<field>`` or by the bare field name
 (``network.block=llama`` or ``block=llama``, ``decoding.num_steps=2``), and RecDataModule
@@ -57,7 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     p.add_argument("--variant", action="append", default=[], type=parse_variant, help="LLaDA-Rec variant NAME:key=value,... (repeatable); keys: constructor arguments, network.<field> / "
                    "decoding.<field> (or the bare field name, e.g. block=llama), data.<RecDataModule argument>")
-    p.add_argument("--val-every", type=int, default=40, help="validate every N training steps")
+    p.add_argument("--val-every", type=int, default=40, help="validate every N training steps (0: at the end of every epoch, as compare.py)")
     # NDCG@1 (= top-1 hit): the one figure that greedy validation (semantic-ID models) and
     # full ranking (SASRec, ...) measure alike; NDCG@10 of a greedy decode is NDCG@1
     p.add_argument("--plot-metric", default="val/ndcg@1")
@@ -100,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    every = {"val_check_interval": known.val_every, "check_val_every_n_epoch": None}
+    every = {"val_check_interval": known.val_every, "check_val_every_n_epoch": None} if known.val_every else None
     runs: list[tuple[str, Optional[str], dict[str, Any]]] = []
     for name in args.models:
         if name == "llada-rec" and known.variant:

@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,3 +12,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def compare():
+    """benchmarks/compare.py as a module (benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("compare_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

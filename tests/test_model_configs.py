@@ -4,7 +4,6 @@ in one place, the CLI's nested options, and checkpoints that stay plain (weights
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import inspect
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from llada_rec.models.mask_predictor import MaskPredictor
 from llada_rec.models.transformer import TransformerConfig
 from llada_rec.report.variants import run_settings
 
-REPO = Path(__file__).resolve().parents[1]
 NETWORK_FIELDS = {f.name for f in dataclasses.fields(TransformerConfig)}
 M, K, N = 2, 4, 12  # heads, codebook size, items
 
@@ -134,15 +132,6 @@ def test_report_reads_grouped_settings_as_flat_ones():
     old = {"model": {"class_path": "llada_rec.models.LLaDARec", "init_args": flat(dict(model.hparams))}}
     assert run_settings(nested) == run_settings(old)
     assert run_settings(nested)["num_steps"] == 2 and "chunk_size" not in run_settings(nested)
-
-
-@pytest.fixture(scope="module")
-def compare():
-    """benchmarks/compare.py as a module (benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("compare_bench", REPO / "benchmarks" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_benchmark_settings_map_onto_the_groups(compare):

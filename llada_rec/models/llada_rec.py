@@ -35,7 +35,7 @@ from llada_rec.decoding import DecodingConfig
 from llada_rec.models.base import DataInfo
 from llada_rec.models.configs import resolve_configs
 from llada_rec.models.transformer import TransformerConfig
-from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer
+from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer, selected_rows
 from llada_rec.models.semantic_ids import SemanticIdRecommender
 
 
@@ -102,19 +102,34 @@ def sample_token_mask(padding: Tensor, num_heads: int, ratio: Tensor) -> tuple[T
     return mask & ~padding[..., None], ratio[:, None, None].expand(batch_size, num_items, num_heads)
 
 
-def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: Tensor, normaliser: Tensor) -> Tensor:
+def masked_token_weights(mask: Tensor, ratio: Tensor, normaliser: Tensor | float) -> Tensor:
+    """Each token's weight in :func:`masked_diffusion_loss`: mask [B, ...] bool, ratio
+    broadcastable to it, normaliser [B] (or a number) -> [B, ...] float32,
+    1 / (ratio * normaliser[b] * B) where masked, 0 elsewhere."""
+    weight = torch.where(mask, torch.as_tensor(ratio, dtype=torch.float32).reciprocal(), 0.0)  # no grad: 1/0 is never used
+    normaliser = torch.as_tensor(normaliser, dtype=torch.float32, device=mask.device)
+    per_row = (normaliser * mask.shape[0]).expand(mask.shape[0]).reshape(-1, *[1] * (mask.dim() - 1))
+    return weight / per_row
+
+
+def selected_diffusion_loss(logits: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+    """sum_n weight[n] * -log softmax(logits[n])[targets[n]]: logits [N, K] of the masked
+    positions only, targets [N] long, weight [N] (from :func:`masked_token_weights`).
+    Log-probabilities in float32."""
+    nll = -F.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (nll * weight).sum()
+
+
+def masked_diffusion_loss(logits: Tensor, targets: Tensor, mask: Tensor, ratio: Tensor, normaliser: Tensor | float) -> Tensor:
     """mean_b [ sum_s mask[b,s] * -log softmax(logits[b,s])[targets[b,s]] / ratio[b,s] ] / normaliser[b].
 
     logits [B, S, K]; targets [B, S] long; mask [B, S] bool; ratio broadcastable to [B, S]
     (in (0, 1] where masked; unmasked entries may be 0); normaliser [B] (or a number) > 0.
-    Log-probabilities in float32.
+    The dense form of the loss: training computes the logits at the masked positions only
+    and calls :func:`selected_diffusion_loss` (the same value).
     """
-    log_probs = F.log_softmax(logits.float(), dim=-1)
-    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, S]
-    weight = torch.where(mask, torch.as_tensor(ratio, dtype=torch.float32).reciprocal(), 0.0)  # no grad: 1/0 is never used
-    weighted = nll * weight
-    normaliser = torch.as_tensor(normaliser, dtype=torch.float32, device=logits.device)
-    return (weighted.sum(dim=1) / normaliser).mean()
+    weight = masked_token_weights(mask, ratio, normaliser)
+    return selected_diffusion_loss(logits[mask], targets[mask], weight[mask])
 
 
 # -- the LightningModule ----------------------------------------------------------------
@@ -214,13 +229,16 @@ class LLaDARec(SemanticIdRecommender):
         noisy_target = targets.masked_fill(mask, MASKED_CODE)
         predictor = self.mask_predictor
         if draws > 1 and predictor.attention == "cached_history":  # one history pass serves every draw
-            logits = predictor.shared_history_target_logits(history_tokens, history_padding, noisy_target.view(batch_size, draws, num_heads))
-            logits = logits.reshape(rows, num_heads, -1)
+            selected = mask.view(batch_size, draws, num_heads)
+            logits = predictor.shared_history_target_logits(history_tokens, history_padding, noisy_target.view(selected.shape), selected)
         else:  # every draw with its own copy of the history (one draw: the history as it is)
             if draws > 1:
                 history_tokens, history_padding = (t.repeat_interleave(draws, dim=0) for t in (history_tokens, history_padding))
-            logits = predictor.target_logits(history_tokens, history_padding, noisy_target)
-        return masked_diffusion_loss(logits.float() / self.hparams.temperature, targets, mask, ratio, float(num_heads))
+            logits = predictor.target_logits(history_tokens, history_padding, noisy_target, selected=mask)
+        # logits at the masked positions only, in selected_rows order ([B*n, 1, M] and [B, n, M] order alike)
+        order, _ = selected_rows(mask[:, None])
+        weight = masked_token_weights(mask, ratio, float(num_heads))
+        return selected_diffusion_loss(self.tempered(logits), targets.reshape(-1)[order], weight.reshape(-1)[order])
 
     def history_loss(self, history_codes: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
         """L_His in the ``history_mask`` mode; history_codes [B, L, M], history_padding [B, L],
@@ -241,14 +259,15 @@ class LLaDARec(SemanticIdRecommender):
                 mask, token_ratio = sample_subset_mask(padding, num_heads)
             normaliser = ((~padding).sum(dim=1).float() * num_heads).clamp(min=1.0)  # |S_H|
         tokens, token_padding = predictor.history_tokens(codes.masked_fill(mask, MASKED_CODE), padding)
-        logits = predictor(tokens, token_padding)  # [B, I*M, K]
-        return masked_diffusion_loss(
-            logits.float() / self.hparams.temperature,
-            codes.reshape(batch_size, -1),
-            mask.reshape(batch_size, -1),
-            token_ratio.reshape(batch_size, -1),
-            normaliser,
-        )
+        logits = predictor(tokens, token_padding, selected=mask)  # [N, K] at the masked tokens only
+        order, _ = selected_rows(mask)
+        weight = masked_token_weights(mask, token_ratio, normaliser)
+        return selected_diffusion_loss(self.tempered(logits), codes.reshape(-1)[order], weight.reshape(-1)[order])
+
+    def tempered(self, logits: Tensor) -> Tensor:
+        """Logits / temperature in float32 (no division at temperature 1)."""
+        temperature = self.hparams.temperature
+        return logits.float() if temperature == 1.0 else logits.float() / temperature
 
     def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """{"loss": L_Item + alpha * L_His, "item_loss": L_Item, "history_loss": L_His} of one

@@ -64,6 +64,19 @@ def structure_mask(kind: str, num_items: int, num_heads: int, device: Optional[t
     return (item[None, :] != item[:, None]) | (key <= query)
 
 
+def selected_rows(selected: Tensor) -> tuple[Tensor, list[int]]:
+    """selected [B, I, M] bool -> (rows [N]: indices of the selected positions in the
+    flattened [B * I * M] token order, head 0's first, then head 1's, ...; each head's count).
+
+    The order lets one matrix product per head score the selected positions
+    (:meth:`MaskPredictor.grouped_head_logits`); gather targets and weights with the same rows.
+    """
+    batch_size, num_items, num_heads = selected.shape
+    head, row, item = selected.permute(2, 0, 1).nonzero(as_tuple=True)
+    counts = torch.bincount(head, minlength=num_heads).tolist()
+    return (row * num_items + item) * num_heads + head, counts
+
+
 class MaskPredictor(nn.Module):
     """Predicts the code at every position of [history ; target] from the visible tokens.
 
@@ -152,10 +165,13 @@ class MaskPredictor(nn.Module):
         head = torch.arange(self.num_heads, device=tokens.device).repeat(item_position.shape[0])  # [I*M]
         return self.token_embedding(tokens) + self.item_position_embedding(item_position.repeat_interleave(self.num_heads)) + self.head_embedding(head)
 
-    def encode(self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None, unpadded: bool = False) -> Tensor:
+    def encode(
+        self, tokens: Tensor, padding_mask: Tensor, num_outputs: Optional[int] = None, unpadded: bool = False, rows: Optional[Tensor] = None
+    ) -> Tensor:
         """tokens [B, S] long, padding_mask [B, S] bool (True = pad) -> hidden states [B, S, D]
-        (only the last ``num_outputs`` positions' states when given).  ``unpadded``: the
-        caller guarantees no padding, so a bidirectional model attends without a mask."""
+        (only the last ``num_outputs`` positions' states when given; only ``rows`` of those,
+        flattened, [N, D], when given).  ``unpadded``: the caller guarantees no padding, so a
+        bidirectional model attends without a mask."""
         batch_size, seq_len = tokens.shape
         if seq_len % self.num_heads != 0:
             raise ValueError(f"sequence length {seq_len} is not a multiple of M={self.num_heads}")
@@ -166,7 +182,7 @@ class MaskPredictor(nn.Module):
         x = self.embed(tokens, torch.arange(num_items - 1, -1, -1, device=device))  # the target at position 0
         structure = structure_mask(self.attention, num_items, self.num_heads, device)
         mask = None if unpadded and structure is None else attention_mask(padding_mask, structure)
-        return self.encoder(self.embedding_dropout(x), mask, num_outputs)
+        return self.encoder(self.embedding_dropout(x), mask, num_outputs, rows)
 
     def output_weight(self) -> Tensor:
         """Per-head output matrices [M, K, D]: the token embedding's code rows (tied) or the
@@ -181,20 +197,42 @@ class MaskPredictor(nn.Module):
         logits = torch.einsum("bimd,mkd->bimk", per_item, self.output_weight()) + self.output_bias  # [B, I, M, K]
         return logits.reshape(batch_size, seq_len, self.codebook_size)
 
-    def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
-        return self.head_logits(self.encode(tokens, padding_mask))
+    def grouped_head_logits(self, hidden: Tensor, counts: list[int]) -> Tensor:
+        """hidden [N, D] of positions grouped by head (``counts[m]`` of head m, in order, as
+        :func:`selected_rows` gives them) -> logits [N, K], one matrix product per head."""
+        weight = self.output_weight()
+        parts = [part @ weight[m].T + self.output_bias[m] for m, part in enumerate(hidden.split(counts)) if counts[m]]
+        return torch.cat(parts) if parts else hidden.new_zeros(0, self.codebook_size)
 
-    def target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor, unpadded: bool = False) -> Tensor:
+    def forward(self, tokens: Tensor, padding_mask: Tensor, selected: Optional[Tensor] = None) -> Tensor:
+        """Logits [B, S, K]; ``selected`` [B, S/M, M] bool: only those positions' logits
+        [N, K], in :func:`selected_rows` order (the last layer's MLP runs only there)."""
+        if selected is None:
+            return self.head_logits(self.encode(tokens, padding_mask))
+        rows, counts = selected_rows(selected)
+        return self.grouped_head_logits(self.encode(tokens, padding_mask, rows=rows), counts)
+
+    def target_logits(
+        self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor, unpadded: bool = False, selected: Optional[Tensor] = None
+    ) -> Tensor:
         """Logits [B, M, K] at the target's positions given history tokens [B, L*M] and
-        target_codes [B, M]; ``unpadded`` as in :meth:`encode`."""
+        target_codes [B, M]; ``unpadded`` as in :meth:`encode`; ``selected`` [B, M] bool:
+        only those positions' logits [N, K], in :func:`selected_rows` order."""
         tokens, padding = self.sequence(history_tokens, history_padding, target_codes)
-        return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads, unpadded=unpadded))
+        if selected is None:
+            return self.head_logits(self.encode(tokens, padding, num_outputs=self.num_heads, unpadded=unpadded))
+        rows, counts = selected_rows(selected[:, None])
+        return self.grouped_head_logits(self.encode(tokens, padding, self.num_heads, unpadded, rows), counts)
 
-    def shared_history_target_logits(self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor) -> Tensor:
+    def shared_history_target_logits(
+        self, history_tokens: Tensor, history_padding: Tensor, target_codes: Tensor, selected: Optional[Tensor] = None
+    ) -> Tensor:
         """Logits [B, n, M, K] of n partial targets per user, target_codes [B, n, M] (-1 =
         masked), in one pass over [history ; target_1 .. target_n] (``cached_history`` only):
         the history attends to itself, target j to the history and to itself, so each equals
-        :meth:`target_logits` of that target alone while the history runs once."""
+        :meth:`target_logits` of that target alone while the history runs once.
+        ``selected`` [B, n, M] bool: only those positions' logits [N, K], in
+        :func:`selected_rows` order."""
         if self.attention != "cached_history":
             raise ValueError(f"sharing the history between targets needs attention='cached_history', this model has {self.attention!r}")
         batch_size, draws, num_heads = target_codes.shape
@@ -208,7 +246,11 @@ class MaskPredictor(nn.Module):
         x = self.embed(tokens, (history_items - slot).clamp(min=0))  # history counted back from the target, every target 0
         item = slot.repeat_interleave(num_heads)  # [S]
         structure = (item[None, :] < history_items) | (item[None, :] == item[:, None])  # [S, S] (query, key)
-        hidden = self.encoder(self.embedding_dropout(x), attention_mask(padding, structure), draws * num_heads)
+        mask = attention_mask(padding, structure)
+        if selected is not None:
+            rows, counts = selected_rows(selected)
+            return self.grouped_head_logits(self.encoder(self.embedding_dropout(x), mask, draws * num_heads, rows), counts)
+        hidden = self.encoder(self.embedding_dropout(x), mask, draws * num_heads)
         return self.head_logits(hidden).view(batch_size, draws, num_heads, -1)
 
     # -- decoding with a history cache (attention="cached_history") ----------------------

@@ -58,6 +58,7 @@ def get(port: int, path: str) -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("litserve")  # the [serve] extra (`make install` installs it)
     root = write_data(tmp_path_factory.mktemp("served"))
     run = fit_and_predict(root, "LLaDARec")
     port = free_port()

@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -109,7 +110,8 @@ def start_server(run: str, port: int, opts: argparse.Namespace, config: str | No
     command = [sys.executable, "-m", "llada_rec", "serve", "--ckpt_path", run, "--port", str(port), "--accelerator", "cpu",
                "--max_batch_size", str(opts.max_batch_size), "--batch_timeout", str(opts.batch_timeout),
                "--max_body_bytes", str(MAX_BODY), "--timeout", "300", *(["--config", config] if config else [])]
-    server = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -124,6 +126,20 @@ def start_server(run: str, port: int, opts: argparse.Namespace, config: str | No
         time.sleep(0.5)
     server.kill()
     raise SystemExit("server not ready in 300 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM (the server stops its workers), then SIGKILL to anything left in its session."""
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(server.pid, signal.SIGKILL)  # the server's own session: its processes only
+    except ProcessLookupError:
+        pass
+    server.wait()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -259,8 +275,7 @@ def main() -> None:
             offline = offline_figures(rec, pool, opts.k, sorted({opts.max_batch_size, 256}))
             mixed = mixed_run(port, server.pid, rec, pool, opts.mixed, opts.k) if opts.mixed else None
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            stop_server(server)
     top = str(max(opts.concurrency))
     result = {
         "run": opts.run, "model": type(rec.model).__name__, "decoding": dataclasses.asdict(rec.model.decoding) if hasattr(rec.model, "decoding") else None,

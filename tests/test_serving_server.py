@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     server = subprocess.Popen(
         [sys.executable, "-m", "llada_rec", "serve", "--ckpt_path", str(run), "--port", str(port), "--accelerator", "cpu",
          "--max_batch_size", "8", "--batch_timeout", "0.02", "--max_body_bytes", "100000"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -77,13 +78,33 @@ def served(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield port, run
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.close()
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM (the server stops its workers), then SIGKILL to whatever of its session is left."""
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(server.pid, signal.SIGKILL)  # its own session (start_new_session): only its processes
+    except ProcessLookupError:
+        pass
+    server.wait()
+
+
+def session_processes(pid: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _session(int(p)) == pid]
+
+
+def _session(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])  # state, ppid, pgrp, session
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 @pytest.mark.slow
@@ -138,6 +159,32 @@ def test_bad_requests_get_their_4xx_and_the_server_keeps_answering(served):
         ok, answer = post(port, json.dumps({"history": HISTORIES[2], "k": 5}).encode())
         assert ok == 200 and answer["items"] == good.items, body[:60]
     assert get(port, "/health") == 200
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_and_its_workers(tmp_path):
+    """`kill PID` of the server leaves no worker process behind (LitServe stops them on Ctrl-C only)."""
+    pytest.importorskip("litserve")
+    root = write_data(tmp_path)
+    run = fit_and_predict(root, "MostPopular")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    server = subprocess.Popen([sys.executable, "-m", "llada_rec", "serve", "--ckpt_path", str(run), "--port", str(port), "--accelerator", "cpu"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while get(port, "/health") != 200:
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        assert len(session_processes(server.pid)) >= 2  # the server and its inference worker
+        server.terminate()
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while session_processes(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert session_processes(server.pid) == []
+    finally:
+        stop(server)
 
 
 def test_serve_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):

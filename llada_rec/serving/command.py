@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -92,6 +93,12 @@ def decoding_overrides(config: dict[str, Any]) -> Optional[dict[str, Any]]:
     return dict(decoding) if isinstance(decoding, dict) and decoding else None
 
 
+def interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM as Ctrl-C: LitServe shuts its worker processes down on KeyboardInterrupt only;
+    killed otherwise, the server would leave them running."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str]) -> None:
     opts = parser().parse_args(list(argv))
     for name in ("max_batch_size", "workers_per_device", "max_k", "max_body_bytes"):
@@ -112,4 +119,5 @@ def main(argv: Sequence[str]) -> None:
     server = build_server(recommender, os.fspath(ckpt), decoding, opts.item_map, opts.max_batch_size, opts.batch_timeout,
                           opts.workers_per_device, opts.accelerator, opts.timeout, opts.max_body_bytes)
     del recommender  # the worker loads its own copy
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` stops the workers too, as Ctrl-C does
     server.run(host=opts.host, port=opts.port, generate_client_file=False, log_level="warning")

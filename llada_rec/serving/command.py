@@ -18,8 +18,9 @@ from llada_rec.utils import ConfigError, UserError
 DESCRIPTION = """\
 Serve a trained recommender over HTTP (LitServe).  POST /predict with
 {"history": [item ids, oldest first], "k": 10} (or a list of such objects) answers
-{"items": [...], "scores": [...], "unknown": [...]}: original item ids, best first, never an
-item of the history; unknown ids are skipped and listed.  GET /health is 200 once the model
+{"items": [...], "scores": [...], "unknown": [...]}: original item ids, best first; the newest
+max_history known items count and none of them is recommended back; unknown ids are skipped
+and listed.  GET /health is 200 once the model
 is loaded.  Bad requests get a 4xx with a one-line {"detail": ...}."""
 
 EPILOG = """\

@@ -162,20 +162,27 @@ def test_bad_requests_get_their_4xx_and_the_server_keeps_answering(served):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_server_and_its_workers(tmp_path):
-    """`kill PID` of the server leaves no worker process behind (LitServe stops them on Ctrl-C only)."""
+def test_unbatched_server_answers_and_sigterm_stops_it_with_its_workers(tmp_path):
+    """With --max_batch_size 1 (LitServe's unbatched loop) the answers are the API's; `kill PID`
+    of the server leaves no worker process behind (LitServe stops them on Ctrl-C only)."""
     pytest.importorskip("litserve")
     root = write_data(tmp_path)
     run = fit_and_predict(root, "MostPopular")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    server = subprocess.Popen([sys.executable, "-m", "llada_rec", "serve", "--ckpt_path", str(run), "--port", str(port), "--accelerator", "cpu"],
+    server = subprocess.Popen([sys.executable, "-m", "llada_rec", "serve", "--ckpt_path", str(run), "--port", str(port), "--accelerator", "cpu",
+                               "--max_batch_size", "1"],
                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while get(port, "/health") != 200:
             assert server.poll() is None and time.monotonic() < deadline
             time.sleep(0.5)
+        expected = Recommender.load(run).recommend(HISTORIES, k=4)
+        status, got = post(port, json.dumps([{"history": h, "k": 4} for h in HISTORIES]).encode())
+        assert status == 200 and [g["items"] for g in got] == [a.items for a in expected]
+        status, got = post(port, json.dumps({"history": HISTORIES[3], "k": 4}).encode())
+        assert status == 200 and got["items"] == expected[3].items
         assert len(session_processes(server.pid)) >= 2  # the server and its inference worker
         server.terminate()
         server.wait(timeout=60)

@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument("--mixed", type=int, default=0, help="also run this many requests with 10%% malformed")
     parser.add_argument("--out", default=None, help="JSON file (default: print only)")
     opts = parser.parse_args()
+    opts.run = str(Path(opts.run).resolve())  # the server runs in a temporary directory
     decoding = {"beam_size": opts.beam} if opts.beam else None
     rec = Recommender.load(opts.run, decoding=decoding)
     pool = histories(rec.item_map.item_ids, rec.item_map.max_history, opts.histories, seed=0)

@@ -7,6 +7,7 @@
     llada-rec demo                                           fit + test on the embedded demo data
     llada-rec report RUN_DIR... --out DIR                    tables and plots from finished runs
     llada-rec sweep experiments/sweeps/alpha_lr.yaml         a W&B sweep file, run locally
+    llada-rec serve --ckpt_path RUN_DIR|CKPT|best|last       recommend over HTTP (LitServe)
 
 User errors (``UserError``: data, arguments, files) print one line and exit non-zero;
 ``--debug`` or ``LLADA_REC_DEBUG=1`` shows the traceback.
@@ -25,8 +26,6 @@ from typing import Optional, Sequence
 
 import lightning_utilities.core.rank_zero
 
-from llada_rec.report.cli import main as report_main
-from llada_rec.report.tables import print_metrics_table
 from llada_rec.data.dataset import preprocess
 from llada_rec.data.readers import FORMATS, read_source
 from llada_rec.lightning_cli import (  # noqa: F401  (re-exported: benchmarks and callers import them from here)
@@ -46,6 +45,9 @@ from llada_rec.lightning_cli import (  # noqa: F401  (re-exported: benchmarks an
     set_debug,
     short_argument_error,
 )
+from llada_rec.report.cli import main as report_main
+from llada_rec.report.tables import print_metrics_table
+from llada_rec.serving.command import main as serve_main
 from llada_rec.utils import ConfigError, UserError
 from llada_rec.sweep import main as sweep_main
 
@@ -59,6 +61,7 @@ COMMANDS = {
     "demo": "fit and test LLaDA-Rec and the most-popular floor on the embedded demo data",
     "report": "tables (paper Tables 3-4) and bar charts (Figures 3-6) from finished runs",
     "sweep": "run a W&B sweep file locally; `sweep run ARGS` is one trial (fit + test)",
+    "serve": "answer recommend requests over HTTP (LitServe) from a trained run or checkpoint",
 }
 DEBUG_ENV = "LLADA_REC_DEBUG"
 
@@ -131,9 +134,11 @@ def _dispatch(argv: list[str], from_sys_argv: bool) -> None:
         return report_main(argv[1:])
     if argv[0] == "sweep":
         return sweep_main(argv[1:])
+    if argv[0] == "serve":
+        return serve_main(argv[1:])
     if argv[0] not in LIGHTNING_COMMANDS and not argv[0].startswith("-"):
         print(f"llada-rec: unknown command {argv[0]!r}; expected one of "
-              f"{', '.join(LIGHTNING_COMMANDS)}, data stats, demo, report, sweep (llada-rec --help)", file=sys.stderr)
+              f"{', '.join(LIGHTNING_COMMANDS)}, data stats, demo, report, sweep, serve (llada-rec --help)", file=sys.stderr)
         raise SystemExit(2)
     if from_sys_argv:
         sys.argv = [sys.argv[0], *argv]  # LightningCLI reads sys.argv itself (without --debug)

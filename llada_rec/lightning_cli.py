@@ -24,6 +24,7 @@ import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
 from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_summary
 from llada_rec.data.datamodule import RecDataModule
+from llada_rec.data.item_map import ItemMapWriter
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.run_checks import (  # noqa: F401  (ARG_RULES, check_ranges: re-exported)
@@ -161,7 +162,7 @@ class LLaDARecCLI(LightningCLI):
             run=run,
             auto_configure_optimizers=False,
             save_config_callback=SaveAndLogConfigCallback,
-            trainer_defaults={"callbacks": output_writers()},  # metrics.json, predictions.jsonl
+            trainer_defaults={"callbacks": [*output_writers(), ItemMapWriter()]},  # metrics.json, predictions.jsonl, item_map.json
             parser_class=ArgumentParser,
             **kwargs,
         )

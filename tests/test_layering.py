@@ -9,7 +9,8 @@ inside a function is still a dependency).  Layers, bottom to top:
     2  tokenizers                                 item embeddings -> semantic IDs
     3  data.datamodule                            the DataModule (calls the tokenizer stage)
     4  models                                     recommenders
-    5  cli, lightning_cli, sweep, report          command line, sweeps, reports
+    5  cli, lightning_cli, sweep, report,         command line, sweeps, reports, serving
+       serving
 
 A module may import from its own layer or any lower one.
 """
@@ -37,6 +38,7 @@ LAYERS = {
     "llada_rec.lightning_cli": 5,
     "llada_rec.sweep": 5,
     "llada_rec.report": 5,
+    "llada_rec.serving": 5,
     "llada_rec.__main__": 5,
     "llada_rec": 5,  # the package itself
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence, Union
 
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
 from llada_rec.data.samples import Samples
 from llada_rec.data.info import DataInfo
+from llada_rec.data.item_map import ItemMap
 from llada_rec.data.items import ItemDataModule, ItemEmbeddings  # noqa: F401  (re-exported: callers import them from here)
 from llada_rec.data.text import DEFAULT_TEXT_FIELDS
 from llada_rec.demo.store import DEMO_CATEGORY, write_demo_dataset
@@ -421,10 +421,17 @@ class RecDataModule(L.LightningDataModule):
         return self._loader("predict", shuffle=False)
 
     # -- prediction inputs and outputs ------------------------------------------------
+    @property
+    def item_map(self) -> ItemMap:
+        """Original ids <-> item indices, with this run's history window (what serving uses too)."""
+        if getattr(self, "_item_map", None) is None:
+            self._item_map = ItemMap(self.data.item_ids, self.max_history)
+        return self._item_map
+
     def _predict_samples(self) -> Samples:
         if self.predict_histories is None:
             return self.data.samples("test", self.max_history)
-        index = {it: i + 1 for i, it in enumerate(self.data.item_ids)}
+        item_map = self.item_map
         users = {u: i for i, u in enumerate(self.data.user_ids)}
         self._predict_users: list[str] = []
         samples = []
@@ -440,11 +447,11 @@ class RecDataModule(L.LightningDataModule):
                     user, history = str(row["user"]), [str(i) for i in row["history"]]
                 except (json.JSONDecodeError, KeyError, TypeError) as err:
                     raise DataError(f'{path}:{line_no}: expected {{"user": ..., "history": [...]}} ({err})') from err
-                unknown = [it for it in history if it not in index]
+                items, unknown = item_map.encode(history)
                 if unknown:
                     raise DataError(f"{path}:{line_no}: unknown item ids {unknown[:5]} (not in the filtered data)")
                 self._predict_users.append(user)
-                samples.append((users.get(user, -1), [index[it] for it in history][-self.max_history :], PAD_ITEM))
+                samples.append((users.get(user, -1), items, PAD_ITEM))
         if not samples:
             raise DataError(f"{path}: no histories to predict for")
         return Samples.from_rows(samples)
@@ -453,12 +460,12 @@ class RecDataModule(L.LightningDataModule):
         """One output row, in original ids: user, history, target (if known), items, scores."""
         user, history, target = self.split("predict").samples[sample]
         user_id = self._predict_users[sample] if self.predict_histories is not None else self.data.user_ids[user]
-        keep = [(self.data.item_ids[i - 1], s) for i, s in zip(items, scores) if i > 0 and math.isfinite(s)]
+        item_ids, item_scores = self.item_map.decode(items, scores)
         row: dict[str, Any] = {
             "user": user_id,
             "history": [self.data.item_ids[i - 1] for i in history],
-            "items": [it for it, _ in keep],
-            "scores": [s for _, s in keep],
+            "items": item_ids,
+            "scores": item_scores,
         }
         if target > 0:
             row["target"] = self.data.item_ids[target - 1]

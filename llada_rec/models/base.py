@@ -129,8 +129,30 @@ class SequentialRecommender(L.LightningModule):
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``{"sample": [B], "items": [B, k], "scores": [B, k]}``: the batch's recommendations
         (:class:`llada_rec.callbacks.PredictionsWriter` writes them)."""
-        items, scores = self.recommend(batch["history"], self.top_k, "predict")
+        items, scores = self.recommend_new_items(batch["history"], self.top_k)
         return {"sample": batch["sample"], "items": items, "scores": scores}
+
+    @torch.no_grad()
+    def recommend_new_items(self, history: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """The best ``k`` items that are not in the history: what ``predict`` and the serving API
+        (``llada_rec.serving``) return.  history [B, L] (left-padded with 0) -> items [B, k]
+        (0 = none) and scores [B, k] (-inf = none), best first.
+
+        Asks :meth:`recommend` (stage "predict") for ``k + L`` items, so up to L history items
+        can be dropped and k remain; a beam search with fewer beams returns fewer.
+        """
+        items, scores = self.recommend(history, k + history.shape[1], "predict")
+        seen = (items[:, :, None] == history[:, None, :]).any(dim=-1)
+        keep = ~seen & (items > 0) & torch.isfinite(scores)
+        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :k]  # kept first, in rank order
+        kept = keep.gather(1, order)
+        items = items.gather(1, order).masked_fill(~kept, 0)
+        scores = scores.gather(1, order).masked_fill(~kept, float("-inf"))
+        if items.shape[1] < k:  # fewer than k items in the model at all
+            pad = k - items.shape[1]
+            items = torch.cat([items, items.new_zeros(items.shape[0], pad)], dim=1)
+            scores = torch.cat([scores, scores.new_full((scores.shape[0], pad), float("-inf"))], dim=1)
+        return items, scores
 
 
 class TrainedRecommender(SequentialRecommender):

@@ -167,7 +167,8 @@ def test_wandb_logger_keeps_the_csv_run_dir(parsed: dict) -> None:
 
 
 def test_every_sweep_trial_builds_the_model_with_its_values(monkeypatch) -> None:
-    """Each trial of each sweep file parses with the CLI parser as `sweep run` would run it, every
+    """Each trial of each sweep file parses with the CLI parser as `sweep run` would run it, its
+    metric is the one a trial logs (``best/<checkpoint monitor>``), every
     swept value arrives at the key it names (not overridden by the composed configs), and the
     model class accepts the trial's settings (its own range checks run)."""
     trials = [(sweep, params) for sweep in SWEEPS for params in grid(load_sweep(REPO / sweep))]
@@ -175,6 +176,8 @@ def test_every_sweep_trial_builds_the_model_with_its_values(monkeypatch) -> None
     monkeypatch.chdir(REPO)  # sweep commands name configs relative to the repository root
     configs = parse_cli_args([trial_args(load_sweep(REPO / sweep), params) for sweep, params in trials])
     for (sweep, params), config in zip(trials, configs):
+        monitors = {c["init_args"]["monitor"] for c in config.as_dict()["trainer"]["callbacks"] if c["class_path"].endswith("Checkpoint")}
+        assert {f"best/{m}" for m in monitors} == {load_sweep(REPO / sweep).metric}, sweep  # the metric a trial logs
         model = config.as_dict()["model"]
         flat = flatten(model, "model")
         for key, value in params.items():

@@ -73,7 +73,7 @@ def load_model(ckpt: Path, decoding: Optional[dict[str, Any]] = None) -> Sequent
         hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
     except Exception as err:
         raise UserError(f"{ckpt}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
-    model_class = checkpoint_model_class(hparams, None)
+    model_class = checkpoint_model_class(hparams, None, str(ckpt))
     if model_class is None or not issubclass(model_class, SequentialRecommender):
         raise UserError(f"{ckpt}: not a recommender checkpoint (model class {hparams.get('_class_path')!r})")
     overrides: dict[str, Any] = {}

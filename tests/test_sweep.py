@@ -43,7 +43,7 @@ def test_every_sweep_file_expands_into_command_lines_the_cli_accepts() -> None:
     arg_lists, expected = [], []
     for path in SWEEP_FILES:
         sweep = load_sweep(path)
-        assert sweep.metric == "best/val/ndcg@10" and sweep.method == "grid"
+        assert sweep.metric == "best/val/ndcg@1" and sweep.method == "grid"
         assert "experiments/loggers/wandb.yaml" in sweep.command  # an agent's runs log to W&B
         trials = plan_trials(sweep)
         assert len(trials) == len(sweep_mod.grid(sweep)) > 1

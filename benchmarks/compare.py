@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 
 from llada_rec.callbacks import ResumableCheckpoint, TrainingClock, output_writers
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.models.base import SequentialRecommender
 from llada_rec.models.configs import nest_flat_hparams
 from llada_rec.report.tables import TABLE_COLUMNS

@@ -107,7 +107,10 @@ def time_epoch(name: str, args: argparse.Namespace, datamodule) -> dict[str, Any
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from llada_rec.data.datamodule import RecDataModule
+    try:
+        from llada_rec.datamodule.recommendation import RecDataModule
+    except ModuleNotFoundError:  # a baseline revision from before the datamodule package
+        from llada_rec.data.datamodule import RecDataModule
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from llada_rec.data.datamodule import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
+from llada_rec.data.batches import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
 from llada_rec.data.dataset import SequenceData, preprocess
 from llada_rec.data.readers import read_source
 from llada_rec.decoding import DecodingConfig, diffusion_beam_search

@@ -30,7 +30,8 @@ import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from llada_rec.data.datamodule import DEFAULT_EMBEDDING_MODEL, ItemDataModule  # noqa: E402
+from llada_rec.data.embeddings import DEFAULT_EMBEDDING_MODEL  # noqa: E402
+from llada_rec.data.items import ItemDataModule  # noqa: E402
 from llada_rec.data.dataset import preprocess  # noqa: E402
 from llada_rec.data.embeddings import embed_texts  # noqa: E402
 from llada_rec.data.readers import read_source  # noqa: E402

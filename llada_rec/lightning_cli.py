@@ -23,7 +23,7 @@ import llada_rec.models  # noqa: F401  (registers the model classes: --model LLa
 import llada_rec.models.baselines  # noqa: F401
 import llada_rec.tokenizers  # noqa: F401
 from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_summary
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.data.item_map import ItemMapWriter
 from llada_rec.data.readers import FORMATS
 from llada_rec.models.configs import nest_flat_hparams

@@ -10,8 +10,9 @@ import numpy as np
 import yaml
 
 from llada_rec.cli import main
-from llada_rec.data.datamodule import RecDataModule
-from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.data.embeddings import embeddings_hash
+from llada_rec.tokenizers.artifact import SemanticIds
 
 from lcrec_files import write_lcrec_files
 

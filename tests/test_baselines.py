@@ -234,7 +234,7 @@ def tiny_trainer(root: Path, max_epochs: int = 1) -> L.Trainer:
 
 
 def test_most_popular_fit_test_predict_with_trainer(tmp_path):
-    from llada_rec.data.datamodule import RecDataModule
+    from llada_rec.datamodule.recommendation import RecDataModule
 
     write_lcrec(tmp_path)
     datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2, eval_batch_size=2)
@@ -259,7 +259,7 @@ def test_most_popular_fit_test_predict_with_trainer(tmp_path):
 
 @pytest.mark.parametrize("model_class", [MostPopular, ItemTransitions])
 def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
-    from llada_rec.data.datamodule import RecDataModule
+    from llada_rec.datamodule.recommendation import RecDataModule
 
     write_lcrec(tmp_path)
     datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2)
@@ -277,8 +277,9 @@ def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
 
 @pytest.mark.parametrize("model_class", [SASRec, TIGER, BERT4Rec, GRU4Rec, RPG])
 def test_neural_model_fit_test_and_reload(tmp_path, model_class):
-    from llada_rec.data.datamodule import RecDataModule
-    from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+    from llada_rec.datamodule.recommendation import RecDataModule
+    from llada_rec.data.embeddings import embeddings_hash
+    from llada_rec.tokenizers.artifact import SemanticIds
 
     write_lcrec(tmp_path)
     datamodule = RecDataModule(

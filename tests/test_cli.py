@@ -2,7 +2,7 @@ import pytest
 
 from llada_rec.cli import main
 from llada_rec.data.dataset import DataError
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.datamodule.recommendation import RecDataModule
 
 from lcrec_files import write_lcrec_files
 

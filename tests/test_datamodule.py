@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from llada_rec.data.datamodule import EvalDistributedSampler, ItemDataModule, SequenceSamples, collate_sequences
+from llada_rec.data.batches import EvalDistributedSampler, SequenceSamples, collate_sequences
+from llada_rec.data.items import ItemDataModule
 from llada_rec.data.dataset import DataError, RawInteractions, preprocess
 
 
@@ -94,7 +95,7 @@ def test_item_view_batches():
 def test_val_max_users_takes_a_fixed_subset(tmp_path):
     import json
 
-    from llada_rec.data.datamodule import RecDataModule
+    from llada_rec.datamodule.recommendation import RecDataModule
 
     inter = {f"u{u}": [f"i{(u + j) % 6}" for j in range(4)] for u in range(20)}
     (tmp_path / "toy.inter.json").write_text(json.dumps(inter))

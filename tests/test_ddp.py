@@ -10,7 +10,7 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger
 
 from llada_rec.callbacks import output_writers
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.models.baselines import ItemTransitions
 from llada_rec.tokenizers import MultiHeadVQVAE
 

@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from llada_rec.callbacks import ResumableCheckpoint
-from llada_rec.data.datamodule import RecDataModule
+from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.models.baselines import SASRec
 from llada_rec.models.transformer import TransformerConfig
 

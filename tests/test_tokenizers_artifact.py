@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from llada_rec.tokenizers import SemanticIds, embeddings_hash
+from llada_rec.data.embeddings import embeddings_hash
+
+from llada_rec.tokenizers import SemanticIds
 
 
 def _artifact(n: int = 6, m: int = 3, k: int = 8) -> SemanticIds:

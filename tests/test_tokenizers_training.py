@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from llada_rec.data.datamodule import ItemDataModule
+from llada_rec.data.items import ItemDataModule
 from llada_rec.tokenizers import OPQ, RQVAE, MultiHeadVQVAE, RQKMeans, SemanticIds
 from llada_rec.tokenizers.collisions import resolve_collisions
 from llada_rec.tokenizers.stage import build_semantic_ids, cache_key, load_tokenizer_config

@@ -7,7 +7,7 @@ import random
 import torch
 from torch.utils.data import DataLoader
 
-from llada_rec.data.datamodule import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
+from llada_rec.data.batches import EpochShuffleSampler, LengthBucketSampler, SequenceSamples, collate_sequences
 
 
 def samples(n: int = 2000, seed: int = 0) -> SequenceSamples:

@@ -44,9 +44,12 @@ def cache_key(texts: Sequence[str], model: str) -> str:
     return sha256_hex(_CACHE_FORMAT, name, str(len(texts)), *texts)
 
 
-def embeddings_hash(array: np.ndarray) -> str:
-    """Content hash of an embedding table (dtype, shape and values), for tokenizer artifacts."""
-    array = np.ascontiguousarray(array)
+def embeddings_hash(embeddings: Any) -> str:
+    """Content hash of an embedding table as float32 (shape and values; numpy array or torch
+    tensor): what a tokenizer artifact records and a recommender checks."""
+    if hasattr(embeddings, "detach"):
+        embeddings = embeddings.detach().cpu().numpy()
+    array = np.ascontiguousarray(embeddings, dtype=np.float32)
     return sha256_hex(str(array.dtype), repr(array.shape), array.tobytes())
 
 

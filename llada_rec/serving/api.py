@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from llada_rec.data.datamodule import collate_sequences
+from llada_rec.data.batches import collate_sequences
 from llada_rec.data.item_map import ITEM_MAP_FILE, ItemMap
 from llada_rec.lightning_cli import checkpoint_model_class, checkpoint_run_dir
 from llada_rec.models.base import SequentialRecommender

@@ -1,6 +1,6 @@
 """Item embeddings -> unique M-code semantic IDs (SPEC §3): tokenizers, artifact, automatic stage."""
 
-from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+from llada_rec.tokenizers.artifact import SemanticIds
 from llada_rec.tokenizers.autoencoders import RQVAE, MultiHeadVQVAE, VQAutoencoder
 from llada_rec.tokenizers.base import SemanticIdTokenizer
 from llada_rec.tokenizers.collisions import CollisionReport, collision_rate, count_collisions, resolve_collisions
@@ -18,6 +18,5 @@ __all__ = [
     "VQAutoencoder",
     "collision_rate",
     "count_collisions",
-    "embeddings_hash",
     "resolve_collisions",
 ]

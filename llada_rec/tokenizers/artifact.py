@@ -26,7 +26,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import yaml
 
-from llada_rec.data.embeddings import embeddings_hash as _array_hash
 from llada_rec.utils import UserError
 
 
@@ -36,13 +35,6 @@ class ArtifactError(UserError, ValueError):
 
 
 FILES = ("codes.npy", "item_ids.json", "tokenizer.yaml", "embeddings.sha256", "stats.json")
-
-
-def embeddings_hash(embeddings: Any) -> str:
-    """Content hash of an embedding table as float32 (numpy array or torch tensor)."""
-    if hasattr(embeddings, "detach"):
-        embeddings = embeddings.detach().cpu().numpy()
-    return _array_hash(np.asarray(embeddings, dtype=np.float32))
 
 
 def usage_per_head(codes: np.ndarray, codebook_size: int) -> list[float]:

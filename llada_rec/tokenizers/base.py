@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash, usage_per_head
+from llada_rec.data.embeddings import embeddings_hash
+from llada_rec.tokenizers.artifact import SemanticIds, usage_per_head
 from llada_rec.tokenizers.collisions import CollisionReport, collision_rate, quantization_error, resolve_collisions
 from llada_rec.tokenizers.quantizers import perplexity
 from llada_rec.utils import destroy_process_group_at_exit, run_dir

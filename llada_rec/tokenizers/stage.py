@@ -28,7 +28,8 @@ from jsonargparse import ActionConfigFile
 from lightning.pytorch.cli import LightningArgumentParser
 
 from llada_rec.data.items import ItemDataModule
-from llada_rec.tokenizers.artifact import SemanticIds, embeddings_hash
+from llada_rec.data.embeddings import embeddings_hash
+from llada_rec.tokenizers.artifact import SemanticIds
 from llada_rec.tokenizers.base import SemanticIdTokenizer
 from llada_rec.utils import ConfigError, sha256_hex
 

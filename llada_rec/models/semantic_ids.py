@@ -85,39 +85,10 @@ class SemanticIdRecommender(ConfigurableModel, TrainedRecommender):
         by_length = torch.argsort(lengths, stable=True)
         longest = max(1, int(lengths.max())) if lengths.numel() else 1
         history = history[by_length][:, max(0, history.shape[1] - longest) :]  # drop columns of padding only
-        tokens, padding = predictor.history_tokens(self.item_code_table[history], history == 0)
-        num_heads = predictor.num_heads
-        token_lengths = lengths[by_length] * num_heads  # [B], non-decreasing
-        cached = use_cache and predictor.attention == "cached_history"
-        cache = predictor.history_cache(tokens, padding) if cached else None
-
-        def log_prob_fn(rows: Tensor, target: Tensor) -> Tensor:
-            """rows [R] (user in the sorted batch), target [R, M] (-1 = unfilled) -> [R, M, K] float32."""
-            users, targets, per_user = rows, target[:, None], 1  # groups of b rows sharing a user
-            if cached:
-                counts = torch.bincount(rows, minlength=history.shape[0])
-                present = counts.nonzero().flatten()
-                beams = int(counts[present[0]])
-                if bool((counts[present] == beams).all()) and torch.equal(rows, present.repeat_interleave(beams)):
-                    users, targets, per_user = present, target.view(-1, beams, num_heads), beams
-            group_lengths, group_counts = torch.unique_consecutive(token_lengths[users], return_counts=True)
-            per_chunk = max(1, chunk_size // per_user)
-            chunks, start = [], 0
-            for length, count in zip(group_lengths.tolist(), group_counts.tolist()):  # one history length at a time
-                for begin in range(start, start + count, per_chunk):
-                    end = min(begin + per_chunk, start + count)
-                    if cached:
-                        logits = predictor.cached_target_logits(cache, users[begin:end], targets[begin:end], length, only_masked=True)
-                    else:
-                        first = tokens.shape[1] - length
-                        logits = predictor.target_logits(tokens[users[begin:end], first:], padding[users[begin:end], first:],
-                                                         targets[begin:end, 0], unpadded=True)
-                    chunks.append(F.log_softmax(logits.float().reshape(-1, num_heads, logits.shape[-1]) / temperature, dim=-1))
-                start += count
-            return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
-
+        scorer = LengthSortedScorer(predictor, self.item_code_table[history], history == 0, lengths[by_length],
+                                    chunk_size=chunk_size, temperature=temperature, use_cache=use_cache)
         result = diffusion_beam_search(
-            log_prob_fn,
+            scorer,
             history.shape[0],
             self.code_index(),
             beam_size=beam_size,
@@ -128,3 +99,57 @@ class SemanticIdRecommender(ConfigurableModel, TrainedRecommender):
         )
         restore = torch.argsort(by_length)
         return result.items[restore], result.log_probs[restore]
+
+
+class LengthSortedScorer:
+    """The beam search's ``log_prob_fn`` for one batch of histories sorted by length.
+
+    Called with ``rows`` [R] (users of the sorted batch) and ``target`` [R, M] (-1 =
+    unfilled), returns float32 log-probabilities [R, M, K].  Rows are scored in chunks of at
+    most ``chunk_size`` rows, each of one history length and cut to it.
+    """
+
+    def __init__(self, predictor: MaskPredictor, history_codes: Tensor, history_padding: Tensor, lengths: Tensor, *,
+                 chunk_size: int, temperature: float, use_cache: bool) -> None:
+        # history_codes [B, L, M], history_padding [B, L], lengths [B] non-decreasing
+        self.predictor = predictor
+        self.num_users = history_codes.shape[0]
+        self.tokens, self.padding = predictor.history_tokens(history_codes, history_padding)
+        self.token_lengths = lengths * predictor.num_heads  # [B], non-decreasing
+        self.cached = use_cache and predictor.attention == "cached_history"
+        self.cache = predictor.history_cache(self.tokens, self.padding) if self.cached else None
+        self.chunk_size = chunk_size
+        self.temperature = temperature
+
+    def __call__(self, rows: Tensor, target: Tensor) -> Tensor:
+        users, targets, per_user = self._user_groups(rows, target)
+        group_lengths, group_counts = torch.unique_consecutive(self.token_lengths[users], return_counts=True)
+        per_chunk = max(1, self.chunk_size // per_user)
+        chunks, start = [], 0
+        for length, count in zip(group_lengths.tolist(), group_counts.tolist()):  # one history length at a time
+            for begin in range(start, start + count, per_chunk):
+                end = min(begin + per_chunk, start + count)
+                logits = self._logits(users[begin:end], targets[begin:end], length)
+                num_heads = self.predictor.num_heads
+                chunks.append(F.log_softmax(logits.float().reshape(-1, num_heads, logits.shape[-1]) / self.temperature, dim=-1))
+            start += count
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+    def _user_groups(self, rows: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int]:
+        """(users, targets [U, b, M], b): with the history cache and every present user holding
+        the same b consecutive rows, each user's rows form one group sharing its cached history;
+        otherwise every row is a group of one."""
+        if self.cached:
+            counts = torch.bincount(rows, minlength=self.num_users)
+            present = counts.nonzero().flatten()
+            beams = int(counts[present[0]])
+            if bool((counts[present] == beams).all()) and torch.equal(rows, present.repeat_interleave(beams)):
+                return present, target.view(-1, beams, self.predictor.num_heads), beams
+        return rows, target[:, None], 1
+
+    def _logits(self, users: Tensor, targets: Tensor, length: int) -> Tensor:
+        """Target logits for ``users`` (all with ``length`` history tokens)."""
+        if self.cached:
+            return self.predictor.cached_target_logits(self.cache, users, targets, length, only_masked=True)
+        first = self.tokens.shape[1] - length
+        return self.predictor.target_logits(self.tokens[users, first:], self.padding[users, first:], targets[:, 0], unpadded=True)

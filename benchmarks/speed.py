@@ -304,68 +304,51 @@ def same_results(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, float]:
     return bool(torch.equal(a["items"], b["items"])), diff
 
 
-# -- main -------------------------------------------------------------------------------
-def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    data = synthetic_data(seed=args.seed) if args.data == "synthetic" else preprocess(read_source("lcrec", args.path, show_progress=False))
-    codes = random_semantic_ids(data.num_items, args.code_heads, args.codebook_size, args.seed)
-    info = DataInfo(num_items=data.num_items, max_history=args.max_history, num_heads=args.code_heads, codebook_size=args.codebook_size)
-    bf16 = args.precision.startswith("bf16")
-    figures: dict[str, Any] = {
-        "data": "synthetic (random sequences)" if args.data == "synthetic" else f"{args.path} (lcrec), random semantic IDs",
-        "commit": git_commit(),
-        "threads": torch.get_num_threads(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "precision": args.precision,
-        "torch": torch.__version__,
-        "model": {"d_model": args.d_model, "layers": args.layers, "attention_heads": args.heads, "block": args.block,
-                  "M": args.code_heads, "K": args.codebook_size, "max_history": args.max_history},
-        "items": data.num_items,
-    }
-
+def benchmark_training(args: argparse.Namespace, data: Any, info: DataInfo, codes: Any, device: torch.device) -> dict[str, Any]:
+    """Samples/s of the Lightning Trainer and of a bare PyTorch loop on the same batches."""
+    figures: dict[str, Any] = {}
     # training: the same batches (one seeded shuffle) for both paths
-    if not args.skip_training:
-        train = SequenceSamples(data.samples("train", args.max_history))
-        total = args.warmup_steps + args.steps
+    train = SequenceSamples(data.samples("train", args.max_history))
+    total = args.warmup_steps + args.steps
 
-        def loader() -> DataLoader:  # the DataModule's training order
-            sampler = LengthBucketSampler(train, args.batch_size, args.seed) if args.train_order == "length_buckets" else EpochShuffleSampler(train, args.seed)
-            return DataLoader(train, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_sequences)
+    def loader() -> DataLoader:  # the DataModule's training order
+        sampler = LengthBucketSampler(train, args.batch_size, args.seed) if args.train_order == "length_buckets" else EpochShuffleSampler(train, args.seed)
+        return DataLoader(train, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_sequences)
 
-        figures["parameters"] = sum(p.numel() for p in make_model(args, info, codes, "bidirectional").parameters())
-        timed: dict[str, list[tuple[float, float, int]]] = {"train": [], "bare_loop": []}
-        peaks = {"train": 0.0, "bare_loop": 0.0}
-        # an untimed run first: the process's first training pays one-off costs (allocator
-        # growth, kernel selection) that would otherwise land on whichever path ran first
-        train_bare(make_model(args, info, codes, "bidirectional"), loader(), args.warmup_steps + 1, args, device)
-        paths = (("train", train_lightning), ("bare_loop", train_bare))
-        for repeat in range(args.repeats):  # alternated (T B, B T, ...), so drifts of a shared machine hit both alike
-            for name, train_fn in paths if repeat % 2 == 0 else paths[::-1]:
-                with PeakMemory(device) as memory:
-                    ends, cpu, sizes = train_fn(make_model(args, info, codes, "bidirectional"), loader(), total, args, device)
-                start = max(args.warmup_steps, 1) - 1
-                timed[name].append((ends[-1] - ends[start], cpu[-1] - cpu[start], sum(sizes[start + 1 :])))
-                peaks[name] = max(peaks[name], memory.mb)
-                timed.setdefault(f"{name}_sizes", []).append(sizes)  # type: ignore[arg-type]
-        if any(s != timed["train_sizes"][0] for s in timed["train_sizes"] + timed["bare_loop_sizes"]):  # type: ignore[operator]
-            raise RuntimeError("the Trainer and the bare loop saw different batches")
-        for name in ("train", "bare_loop"):
-            wall, cpu_s, samples = (sum(t[i] for t in timed[name]) for i in range(3))
-            figures[f"{name}_samples_per_s"] = samples / wall
-            figures[f"{name}_samples_per_cpu_s"] = samples / cpu_s
-            figures[f"{name}_peak_memory_mb"] = peaks[name]
-            figures[f"{name}_samples_per_s_each_repeat"] = [t[2] / t[0] for t in timed[name]]
-        figures["train_vs_bare"] = figures["train_samples_per_s"] / figures["bare_loop_samples_per_s"]
-        figures["train_vs_bare_cpu"] = figures["train_samples_per_cpu_s"] / figures["bare_loop_samples_per_cpu_s"]
-        figures["train"] = {"batch_size": args.batch_size, "timed_steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats,
-                            "samples": len(train), "order": args.train_order}
+    figures["parameters"] = sum(p.numel() for p in make_model(args, info, codes, "bidirectional").parameters())
+    timed: dict[str, list[tuple[float, float, int]]] = {"train": [], "bare_loop": []}
+    peaks = {"train": 0.0, "bare_loop": 0.0}
+    # an untimed run first: the process's first training pays one-off costs (allocator
+    # growth, kernel selection) that would otherwise land on whichever path ran first
+    train_bare(make_model(args, info, codes, "bidirectional"), loader(), args.warmup_steps + 1, args, device)
+    paths = (("train", train_lightning), ("bare_loop", train_bare))
+    for repeat in range(args.repeats):  # alternated (T B, B T, ...), so drifts of a shared machine hit both alike
+        for name, train_fn in paths if repeat % 2 == 0 else paths[::-1]:
+            with PeakMemory(device) as memory:
+                ends, cpu, sizes = train_fn(make_model(args, info, codes, "bidirectional"), loader(), total, args, device)
+            start = max(args.warmup_steps, 1) - 1
+            timed[name].append((ends[-1] - ends[start], cpu[-1] - cpu[start], sum(sizes[start + 1 :])))
+            peaks[name] = max(peaks[name], memory.mb)
+            timed.setdefault(f"{name}_sizes", []).append(sizes)  # type: ignore[arg-type]
+    if any(s != timed["train_sizes"][0] for s in timed["train_sizes"] + timed["bare_loop_sizes"]):  # type: ignore[operator]
+        raise RuntimeError("the Trainer and the bare loop saw different batches")
+    for name in ("train", "bare_loop"):
+        wall, cpu_s, samples = (sum(t[i] for t in timed[name]) for i in range(3))
+        figures[f"{name}_samples_per_s"] = samples / wall
+        figures[f"{name}_samples_per_cpu_s"] = samples / cpu_s
+        figures[f"{name}_peak_memory_mb"] = peaks[name]
+        figures[f"{name}_samples_per_s_each_repeat"] = [t[2] / t[0] for t in timed[name]]
+    figures["train_vs_bare"] = figures["train_samples_per_s"] / figures["bare_loop_samples_per_s"]
+    figures["train_vs_bare_cpu"] = figures["train_samples_per_cpu_s"] / figures["bare_loop_samples_per_cpu_s"]
+    figures["train"] = {"batch_size": args.batch_size, "timed_steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats,
+                        "samples": len(train), "order": args.train_order}
+    return figures
 
-    if args.skip_decoding:
-        print_table(figures)
-        return figures
+
+def benchmark_decoding(args: argparse.Namespace, data: Any, info: DataInfo, codes: Any, device: torch.device) -> dict[str, Any]:
+    """Users/s of the reference, exact and cached decoders, and whether their results agree."""
+    figures: dict[str, Any] = {}
+    bf16 = args.precision.startswith("bf16")
     # decoding: random weights, the same for both attention kinds
     samples = spread_test_users(data, args.users, args.max_history)
     batches = [collate_sequences([(i, u, h, t) for i, (u, h, t) in enumerate(samples[s : s + args.eval_batch_size])])["history"].to(device)
@@ -402,6 +385,34 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     same, diff = same_results(cached_check, uncached)
     figures["cached_matches_uncached"], figures["cached_max_score_diff"] = same, diff
     figures["decode_users_per_s_cached_model_uncached"] = uncached["users_per_s"]  # on the longest histories only
+    return figures
+
+
+# -- main -------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = synthetic_data(seed=args.seed) if args.data == "synthetic" else preprocess(read_source("lcrec", args.path, show_progress=False))
+    codes = random_semantic_ids(data.num_items, args.code_heads, args.codebook_size, args.seed)
+    info = DataInfo(num_items=data.num_items, max_history=args.max_history, num_heads=args.code_heads, codebook_size=args.codebook_size)
+    figures: dict[str, Any] = {
+        "data": "synthetic (random sequences)" if args.data == "synthetic" else f"{args.path} (lcrec), random semantic IDs",
+        "commit": git_commit(),
+        "threads": torch.get_num_threads(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "precision": args.precision,
+        "torch": torch.__version__,
+        "model": {"d_model": args.d_model, "layers": args.layers, "attention_heads": args.heads, "block": args.block,
+                  "M": args.code_heads, "K": args.codebook_size, "max_history": args.max_history},
+        "items": data.num_items,
+    }
+
+    if not args.skip_training:
+        figures.update(benchmark_training(args, data, info, codes, device))
+    if not args.skip_decoding:
+        figures.update(benchmark_decoding(args, data, info, codes, device))
     print_table(figures)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

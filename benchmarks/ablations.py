@@ -137,7 +137,7 @@ def base_args(opts: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         seconds = round(opts.max_minutes * 60)
         args.append(f"--trainer.max_time={seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
     if opts.eval_users is not None:
-        args += [f"--data.val_max_users={opts.eval_users}", f"--data.test_max_users={opts.eval_users}"]
+        args += [f"--data.loaders.val_max_users={opts.eval_users}", f"--data.loaders.test_max_users={opts.eval_users}"]
     for flag, key in (("d_model", "network.d_model"), ("layers", "network.num_layers"), ("heads", "network.num_attention_heads"),
                       ("beam_size", "decoding.beam_size")):
         if getattr(opts, flag) is not None:
@@ -172,7 +172,7 @@ class Study:
         if variant.config is not None:
             args += ["--config", str(variant.config)]
         args += list(variant.args)
-        args += [f"--data.tokenizer_overrides+={path}" for path in self.opts.tokenizer_override]
+        args += [f"--data.items.tokenizer_overrides+={path}" for path in self.opts.tokenizer_override]
         logger = {"class_path": CSV_LOGGER, "init_args": {"save_dir": str(self.out), "name": variant.name, "version": f"seed_{seed}"}}
         return args + [f"--seed_everything={seed}", f"--trainer.logger={json.dumps(logger)}"]
 
@@ -291,7 +291,7 @@ class Study:
         configs = parse_cli_args([t.args for t in self.trials])
         print(f"\n{len(self.trials)} runs ({fits} trainings, {len(self.trials) - fits} tests) before extra seeds; "
               f"{sum(t.status == 'done' for t in self.trials)} already done; every command line parses")
-        data = configs[0].data
+        data = configs[0].data.dataset
         if data.get("generate_demo"):
             print(f"{data.path}: the demo data, written on first use")
             return

@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 from llada_rec.callbacks import ResumableCheckpoint, TrainingClock, output_writers
 from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.models.base import SequentialRecommender
-from llada_rec.models.configs import nest_flat_hparams
+from llada_rec.config_groups import nest_flat_hparams
 from llada_rec.report.tables import TABLE_COLUMNS
 from llada_rec.utils import UserError, atomic_write_text
 
@@ -163,9 +163,10 @@ def make_model(name: str, args: argparse.Namespace, overrides: Optional[dict[str
 
 
 def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **overrides: Any) -> RecDataModule:
-    """The benchmark's RecDataModule; ``overrides``: other RecDataModule arguments (a variant's)."""
+    """The benchmark's RecDataModule; ``overrides``: other RecDataModule settings (a variant's),
+    by field name, placed in their groups by the configs' migration."""
     embedding = {"embedding_model": args.embedding_model} if args.embedding_model else {}
-    return RecDataModule(
+    return RecDataModule(**nest_flat_hparams(RecDataModule, dict(
         val_max_users=args.val_users or args.eval_users or None,  # a seeded random subset, the same for every model
         test_max_users=args.eval_users or None,
         **embedding,
@@ -181,7 +182,7 @@ def data_module(args: argparse.Namespace, semantic_ids: Optional[str] = None, **
         semantic_ids=semantic_ids,
         seed=args.seed,
         **{"train_order": args.train_order, **overrides},
-    )
+    )))
 
 
 def semantic_ids_for(name: str, args: argparse.Namespace, out: Path) -> tuple[Optional[str], float]:

@@ -107,14 +107,18 @@ def time_epoch(name: str, args: argparse.Namespace, datamodule) -> dict[str, Any
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    try:
-        from llada_rec.datamodule.recommendation import RecDataModule
-    except ModuleNotFoundError:  # a baseline revision from before the datamodule package
-        from llada_rec.data.datamodule import RecDataModule
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    datamodule = RecDataModule(format=args.format, path=args.path, max_history=args.max_history, batch_size=args.batch_size, seed=0)
+    try:
+        from llada_rec.datamodule.recommendation import RecDataModule
+        from llada_rec.datamodule.settings import DatasetConfig, LoadersConfig
+
+        datamodule = RecDataModule(dataset=DatasetConfig(format=args.format, path=args.path), loaders=LoadersConfig(batch_size=args.batch_size),
+                                   max_history=args.max_history, seed=0)
+    except ModuleNotFoundError:  # a baseline revision from before the datamodule package and its groups
+        from llada_rec.data.datamodule import RecDataModule
+
+        datamodule = RecDataModule(format=args.format, path=args.path, max_history=args.max_history, batch_size=args.batch_size, seed=0)
     rows = [time_epoch(name, args, datamodule) for name in args.models]
     print("RESULT " + json.dumps(rows), flush=True)
 

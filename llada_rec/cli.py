@@ -56,7 +56,7 @@ COMMANDS = {
     "fit": "train a model (recommender or tokenizer) from a config; --ckpt_path last resumes",
     "validate": "validate a checkpoint",
     "test": "test a checkpoint; writes metrics.json beside its run",
-    "predict": "recommend for the test users (or --data.predict_histories); writes predictions.jsonl",
+    "predict": "recommend for the test users (or --data.loaders.predict_histories); writes predictions.jsonl",
     "data stats": "dataset figures after filtering (paper Table 2)",
     "demo": "fit and test LLaDA-Rec and the most-popular floor on the embedded demo data",
     "report": "tables (paper Tables 3-4) and bar charts (Figures 3-6) from finished runs",

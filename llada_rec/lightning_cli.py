@@ -25,8 +25,8 @@ import llada_rec.tokenizers  # noqa: F401
 from llada_rec.callbacks import RunFileWriter, output_writers, without_empty_summary
 from llada_rec.datamodule.recommendation import RecDataModule
 from llada_rec.data.item_map import ItemMapWriter
-from llada_rec.data.readers import FORMATS
-from llada_rec.models.configs import nest_flat_hparams
+from llada_rec.config_groups import nest_flat_hparams
+from llada_rec.legacy_args import migrated_cli_args
 from llada_rec.run_checks import (  # noqa: F401  (ARG_RULES, check_ranges: re-exported)
     ARG_RULES,
     check_ranges,
@@ -158,7 +158,7 @@ class LLaDARecCLI(LightningCLI):
             parser_kwargs={"parser_mode": "omegaconf", "default_env": False, **{c: {"epilog": FIT_EPILOG} for c in LIGHTNING_COMMANDS}},
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
-            args=args,
+            args=migrated_cli_args(args),  # settings of older versions: into their groups
             run=run,
             auto_configure_optimizers=False,
             save_config_callback=SaveAndLogConfigCallback,
@@ -261,16 +261,15 @@ class LLaDARecCLI(LightningCLI):
         check_trainer(cfg.get("trainer"), sub)
         check_ranges(init_args, "--model.init_args")
         check_ranges(cfg.get("data"), "--data")
-        if cfg.get("data") is not None and cfg.data.get("format") not in FORMATS:
-            raise ConfigError(f"--data.format={cfg.data.get('format')}: must be one of {', '.join(FORMATS)}")
         decoding = init_args.get("decoding") if init_args is not None else None
         num_steps = decoding.get("num_steps") if hasattr(decoding, "get") else None
         if num_steps and cfg.get("data") is not None:
-            num_heads = expected_num_heads(cfg.data)
+            items = cfg.data.get("items") or {}
+            num_heads = expected_num_heads(items)
             if num_heads and num_heads % num_steps:
                 raise ConfigError(
                     f"--model.init_args.decoding.num_steps={num_steps}: must divide the number of codes per item "
-                    f"M={num_heads} (from {cfg.data.get('semantic_ids') or cfg.data.get('tokenizer_config')})"
+                    f"M={num_heads} (from {items.get('semantic_ids') or items.get('tokenizer_config')})"
                 )
         if cfg.get("output_dir"):
             if sub not in ("test", "predict", None):

@@ -55,13 +55,14 @@ def check_ranges(values: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}.{name}={value}: must be {required}")
 
 
-def expected_num_heads(data: Any) -> Optional[int]:
-    """M from the data config without touching the data: the artifact's codes or the tokenizer config."""
-    if data.get("semantic_ids"):
-        ids = SemanticIds.load(data["semantic_ids"])
+def expected_num_heads(items: Any) -> Optional[int]:
+    """M from the data's ``items`` settings without touching the data: the artifact's codes or
+    the tokenizer config."""
+    if items.get("semantic_ids"):
+        ids = SemanticIds.load(items["semantic_ids"])
         return ids.num_heads
-    if data.get("tokenizer_config"):
-        config = load_tokenizer_config([data["tokenizer_config"], *(data.get("tokenizer_overrides") or [])])
+    if items.get("tokenizer_config"):
+        config = load_tokenizer_config([items["tokenizer_config"], *(items.get("tokenizer_overrides") or [])])
         return config.model.init_args.get("num_heads")
     return None
 

@@ -11,6 +11,7 @@ import yaml
 
 from llada_rec.cli import main
 from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, ItemsConfig
 from llada_rec.data.embeddings import embeddings_hash
 from llada_rec.tokenizers.artifact import SemanticIds
 
@@ -33,7 +34,7 @@ def write_data(root: Path) -> Path:
     rng = np.random.default_rng(0)
     inter = {f"u{u}": [f"i{j}" for j in rng.choice(12, size=5 + u % 4, replace=False)] for u in range(40)}
     write_lcrec_files(root / "data", inter, {f"i{i}": f"item number {i}" for i in range(12)})
-    dm = RecDataModule(format="lcrec", path=str(root / "data"), kcore=0, cache_dir=str(root / "cache"))
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(root / "data"), kcore=0), items=ItemsConfig(cache_dir=str(root / "cache")))
     n = len(dm.item_ids)
     codes = np.stack([np.arange(n) % 4, np.arange(n) // 4, np.arange(n) % 2, np.arange(n) % 3], axis=1)  # unique by the first two
     SemanticIds(codes, 4, dm.item_ids, embeddings_hash(dm.embeddings)).save(root / "ids")
@@ -64,7 +65,7 @@ def fit_and_predict(root: Path, name: str) -> Path:
     """`fit`, then `predict --ckpt_path best` on HISTORIES; returns the run directory."""
     cfg = config(root, name)
     main(["fit", "--config", str(cfg)])
-    main(["predict", "--config", str(cfg), "--ckpt_path", "best", "--data.predict_histories", str(root / "histories.jsonl")])
+    main(["predict", "--config", str(cfg), "--ckpt_path", "best", "--data.loaders.predict_histories", str(root / "histories.jsonl")])
     [run] = (root / "runs" / name).iterdir()
     return run
 

@@ -48,7 +48,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "--max-epochs", "1", "--eval-users", "60", "--d-model", "32", "--layers", "1", "--heads", "2", "--beam-size", "10",
         "--tokenizer-override", str(tokenizer), "--seeds", *map(str, SEEDS), "--alphas", *map(str, ALPHAS),
         "--no-extra-seeds", "--out", str(root / "out"), "--",
-        "--data.generate_demo=false", f"--data.cache_dir={root / 'cache'}", "--data.pca_dim=32",  # OPQ needs items >= dims
+        "--data.dataset.generate_demo=false", f"--data.items.cache_dir={root / 'cache'}", "--data.items.pca_dim=32",  # OPQ needs items >= dims
         "--model.init_args.decoding.val_beam_size=5", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.default_root_dir={root / 'root'}",
     ]  # fmt: skip
@@ -79,7 +79,7 @@ def test_every_variant_runs_at_the_budget_and_decoding_ones_reuse_the_full_check
     for name, seed in expected:
         config = yaml.safe_load((out / name / f"seed_{seed}" / "config.yaml").read_text())
         assert config["seed_everything"] == seed and config["trainer"]["max_epochs"] == 1
-        assert config["model"]["init_args"]["network"]["d_model"] == 32 and config["data"]["test_max_users"] == 60
+        assert config["model"]["init_args"]["network"]["d_model"] == 32 and config["data"]["loaders"]["test_max_users"] == 60
         if name in DECODING:  # the full model's best checkpoint of the same seed, not a training
             assert Path(config["ckpt_path"]).parent == out / "full" / f"seed_{seed}" / "checkpoints"
             assert not (out / name / f"seed_{seed}" / "checkpoints").exists()

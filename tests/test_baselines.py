@@ -20,6 +20,8 @@ from llada_rec.models.baselines.common import top_k_items
 from llada_rec.models.baselines.sasrec import other_items
 from llada_rec.decoding import DecodingConfig
 from llada_rec.models.transformer import TransformerConfig
+from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, ItemsConfig, LoadersConfig
 
 from lcrec_files import write_lcrec_files
 from toy_models import TINY_NETWORK, assert_full_ranking, assert_learns_cycle, built, semantic_id_model
@@ -234,10 +236,9 @@ def tiny_trainer(root: Path, max_epochs: int = 1) -> L.Trainer:
 
 
 def test_most_popular_fit_test_predict_with_trainer(tmp_path):
-    from llada_rec.datamodule.recommendation import RecDataModule
 
     write_lcrec(tmp_path)
-    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2, eval_batch_size=2)
+    datamodule = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(batch_size=2, eval_batch_size=2))
     trainer = tiny_trainer(tmp_path / "run")
     trainer.fit(MostPopular(), datamodule=datamodule)
     trainer.test(MostPopular(), datamodule=datamodule, ckpt_path=trainer.checkpoint_callback.best_model_path)
@@ -259,10 +260,9 @@ def test_most_popular_fit_test_predict_with_trainer(tmp_path):
 
 @pytest.mark.parametrize("model_class", [MostPopular, ItemTransitions])
 def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
-    from llada_rec.datamodule.recommendation import RecDataModule
 
     write_lcrec(tmp_path)
-    datamodule = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, batch_size=2)
+    datamodule = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(batch_size=2))
     trainer = tiny_trainer(tmp_path / "run")
     model = model_class()
     trainer.fit(model, datamodule=datamodule)
@@ -277,14 +277,11 @@ def test_count_model_checkpoint_predicts_alone(tmp_path, model_class):
 
 @pytest.mark.parametrize("model_class", [SASRec, TIGER, BERT4Rec, GRU4Rec, RPG])
 def test_neural_model_fit_test_and_reload(tmp_path, model_class):
-    from llada_rec.datamodule.recommendation import RecDataModule
     from llada_rec.data.embeddings import embeddings_hash
     from llada_rec.tokenizers.artifact import SemanticIds
 
     write_lcrec(tmp_path)
-    datamodule = RecDataModule(
-        format="lcrec", path=str(tmp_path), kcore=0, batch_size=4, semantic_ids=str(tmp_path / "ids"), cache_dir=str(tmp_path / "cache")
-    )
+    datamodule = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(batch_size=4), items=ItemsConfig(semantic_ids=str(tmp_path / "ids"), cache_dir=str(tmp_path / "cache")))
     codes = torch.cartesian_prod(torch.arange(3), torch.arange(3))[:7].numpy()  # 7 unique tuples, M=2, K=3
     SemanticIds(codes, 3, datamodule.item_ids, embeddings_hash(datamodule.embeddings)).save(tmp_path / "ids")
     size = dict(d_model=16, num_layers=1) if model_class is GRU4Rec else {"network": dict(d_model=16, num_layers=1, num_attention_heads=2)}

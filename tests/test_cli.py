@@ -3,6 +3,7 @@ import pytest
 from llada_rec.cli import main
 from llada_rec.data.dataset import DataError
 from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, LoadersConfig
 
 from lcrec_files import write_lcrec_files
 
@@ -31,7 +32,7 @@ def test_predict_histories_file_maps_ids_and_names_bad_lines(tmp_path):
     write_lcrec(tmp_path / "data", {"u1": ["a", "b", "c", "d"], "u2": ["b", "c", "d", "a"]})
     good = tmp_path / "good.jsonl"
     good.write_text('{"user": "new", "history": ["a", "b"]}\n\n{"user": "u1", "history": ["d"]}\n')
-    dm = RecDataModule(format="lcrec", path=str(tmp_path / "data"), kcore=0, predict_histories=str(good))
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path / "data"), kcore=0), loaders=LoadersConfig(predict_histories=str(good)))
     samples = dm.split("predict").samples
     index = {it: i + 1 for i, it in enumerate(dm.data.item_ids)}
     assert [s[1] for s in samples] == [[index["a"], index["b"]], [index["d"]]]
@@ -40,7 +41,7 @@ def test_predict_histories_file_maps_ids_and_names_bad_lines(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"user": "x", "history": ["a"]}\n{"user": "y", "history": ["zzz"]}\n')
-    dm = RecDataModule(format="lcrec", path=str(tmp_path / "data"), kcore=0, predict_histories=str(bad))
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path / "data"), kcore=0), loaders=LoadersConfig(predict_histories=str(bad)))
     with pytest.raises(DataError, match=r"bad.jsonl:2: unknown item ids \['zzz'\]"):
         dm.split("predict")
 
@@ -84,14 +85,20 @@ def run_error(args, capsys) -> tuple[int, str]:
         ("--trainer.accumulate_grad_batches=0", "--trainer.accumulate_grad_batches=0: must be >= 1"),
         ("--trainer.limit_train_batches=1.5", "--trainer.limit_train_batches=1.5: must be > 0 (a count, or a fraction up to 1.0)"),
         ("--trainer.gradient_clip_val=-1", "--trainer.gradient_clip_val=-1: must be >= 0"),
+        ("--data.loaders.batch_size=0", "--data.loaders.batch_size=0: must be >= 1"),
+        ("--data.loaders.num_workers=-1", "--data.loaders.num_workers=-1: must be >= 0"),
+        ("--data.loaders.val_max_users=0", "--data.loaders.val_max_users=0: must be >= 1"),
+        ("--data.dataset.format=xml", "--data.dataset.format=xml: must be one of amazon2023, amazon2023-benchmark, lcrec, recbole"),
+        ("--data.items.pca_dim=0", "--data.items.pca_dim=0: must be >= 1"),
+        ("--data.max_history=0", "--data.max_history=0: must be >= 1"),
     ],
 )
 def test_argument_errors_name_the_option_before_any_data_is_read(option, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     missing = tmp_path / "no-data"  # reading it would be a data error: the argument error comes first
-    code, err = run_error(["fit", "--config", str(REPO / "experiments" / "demo.yaml"), "--data.path", str(missing),
-                           "--data.generate_demo=false",
-                           "--data.tokenizer_config", str(REPO / "experiments" / "tokenizer" / "demo.yaml"), option], capsys)  # fmt: skip
+    code, err = run_error(["fit", "--config", str(REPO / "experiments" / "demo.yaml"), "--data.dataset.path", str(missing),
+                           "--data.dataset.generate_demo=false",
+                           "--data.items.tokenizer_config", str(REPO / "experiments" / "tokenizer" / "demo.yaml"), option], capsys)  # fmt: skip
     assert code == 2 and message in err and not missing.exists() and not (tmp_path / "runs").exists()
 
 
@@ -102,13 +109,13 @@ def test_data_error_names_the_path_and_exits_1(tmp_path, capsys):
 
 def test_missing_checkpoint_and_missing_artifact_are_one_line_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.generate_demo=false"]
+    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.dataset.generate_demo=false"]
     code, err = run_error(["test", *demo, "--ckpt_path", str(tmp_path / "x.ckpt")], capsys)
     assert code == 2 and f"--ckpt_path {tmp_path / 'x.ckpt'}: no such file" in err
     code, err = run_error(["test", *demo, "--ckpt_path", "best"], capsys)
     assert code == 2 and "--ckpt_path best: no best checkpoint in runs/demo/*/checkpoints" in err
     (tmp_path / "ids").mkdir()
-    code, err = run_error(["fit", *demo, "--data.semantic_ids", str(tmp_path / "ids")], capsys)
+    code, err = run_error(["fit", *demo, "--data.items.semantic_ids", str(tmp_path / "ids")], capsys)
     assert code == 1 and "semantic-ID artifact" in err and "missing codes.npy" in err
 
 
@@ -130,7 +137,7 @@ def test_a_checkpoint_naming_a_module_outside_the_project_is_refused_unimported(
     ckpt = tmp_path / "run" / "checkpoints" / "crafted.ckpt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"hyper_parameters": {"_class_path": "planted_module.Model"}, "state_dict": {}}, ckpt)
-    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.generate_demo=false"]
+    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.dataset.generate_demo=false"]
     code, err = run_error(["test", *demo, "--ckpt_path", str(ckpt)], capsys)
     assert code == 2 and f"--ckpt_path {ckpt}: names the model class 'planted_module.Model'" in err
     assert "GRU4Rec" in err and "LLaDARec" in err  # the classes it may name
@@ -141,8 +148,8 @@ def test_an_output_folder_that_cannot_be_written_fails_before_any_work(tmp_path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
     missing = tmp_path / "no-data"  # reading it would be a data error: the folder error comes first
-    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.generate_demo=false", "--data.path", str(missing),
-            "--data.tokenizer_config", str(REPO / "experiments" / "tokenizer" / "demo.yaml")]
+    demo = ["--config", str(REPO / "experiments" / "demo.yaml"), "--data.dataset.generate_demo=false", "--data.dataset.path", str(missing),
+            "--data.items.tokenizer_config", str(REPO / "experiments" / "tokenizer" / "demo.yaml")]
     code, err = run_error(["fit", *demo, "--trainer.logger.init_args.save_dir", "blocker/runs"], capsys)
     assert code == 1 and "blocker/runs/demo: cannot write there (blocker is not a folder)" in err
     assert "--trainer.logger.init_args.save_dir" in err
@@ -168,8 +175,8 @@ def test_model_settings_the_checkpoint_overrides_are_named(tmp_path, capsys):
     ckpt.parent.mkdir(parents=True)
     torch.save({"hyper_parameters": hparams, "state_dict": {}}, ckpt)
     with pytest.raises(SystemExit):  # no data here: it stops at reading them, after the note
-        main(["test", "--model", "SASRec", "--model.init_args.network.d_model", "64", "--data.format", "lcrec",
-              "--data.path", str(tmp_path / "none"), "--trainer.logger=false", "--ckpt_path", str(ckpt)])
+        main(["test", "--model", "SASRec", "--model.init_args.network.d_model", "64", "--data.dataset.format", "lcrec",
+              "--data.dataset.path", str(tmp_path / "none"), "--trainer.logger=false", "--ckpt_path", str(ckpt)])
     err = capsys.readouterr().err
     assert f"note: --ckpt_path {ckpt}: the checkpoint's model settings are used; the config's d_model=64 ignored" in err
 

@@ -147,7 +147,7 @@ def test_tokenizer_ablations_compose_in_the_tokenizer_stage(parsed: dict) -> Non
     """The recommender's tokenizer_overrides layer onto the dataset's tokenizer config."""
     for name, class_name in (("rqvae", "RQVAE"), ("rqkmeans", "RQKMeans"), ("opq", "OPQ")):
         for dataset in DATASETS:
-            data = parsed[(f"experiments/{dataset}.yaml", f"experiments/ablations/{name}.yaml")]["data"]
+            data = parsed[(f"experiments/{dataset}.yaml", f"experiments/ablations/{name}.yaml")]["data"]["items"]
             files = [str(REPO / f) for f in [data["tokenizer_config"], *data["tokenizer_overrides"]]]
             config = load_tokenizer_config(files)
             assert config.model.class_path == f"llada_rec.tokenizers.{class_name}", (name, dataset)

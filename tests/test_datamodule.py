@@ -5,6 +5,7 @@ import torch
 from llada_rec.data.batches import EvalDistributedSampler, SequenceSamples, collate_sequences
 from llada_rec.data.items import ItemDataModule
 from llada_rec.data.dataset import DataError, RawInteractions, preprocess
+from llada_rec.datamodule.settings import DatasetConfig, LoadersConfig
 
 
 def make_raw(sequences: dict[str, list[str]]) -> RawInteractions:
@@ -100,13 +101,13 @@ def test_val_max_users_takes_a_fixed_subset(tmp_path):
     inter = {f"u{u}": [f"i{(u + j) % 6}" for j in range(4)] for u in range(20)}
     (tmp_path / "toy.inter.json").write_text(json.dumps(inter))
     (tmp_path / "toy.item.json").write_text(json.dumps({f"i{i}": {"title": f"t{i}"} for i in range(6)}))
-    full = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0)
-    subset = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7)
-    again = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7)
+    full = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0))
+    subset = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(val_max_users=7))
+    again = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(val_max_users=7))
     chosen = subset.split("val").samples
     assert len(chosen) == 7 and len(full.split("val").samples) == 20
     assert chosen == again.split("val").samples  # seeded: the same users every epoch and run
     assert set(map(tuple, [(u, tuple(h), t) for u, h, t in chosen])) <= {(u, tuple(h), t) for u, h, t in full.split("val").samples}
     assert len(subset.split("test").samples) == 20  # test keeps every user
-    both = RecDataModule(format="lcrec", path=str(tmp_path), kcore=0, val_max_users=7, test_max_users=7)
+    both = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path), kcore=0), loaders=LoadersConfig(val_max_users=7, test_max_users=7))
     assert [s[0] for s in both.split("test").samples] == [s[0] for s in chosen]  # same users in both splits

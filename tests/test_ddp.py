@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from llada_rec.callbacks import output_writers
 from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, LoadersConfig
 from llada_rec.models.baselines import ItemTransitions
 from llada_rec.tokenizers import MultiHeadVQVAE
 
@@ -41,7 +42,7 @@ def run(tmp_path: Path, data_dir: Path, devices: int, ckpt: Path) -> tuple[dict,
         enable_model_summary=False,
         callbacks=output_writers(),
     )
-    dm = RecDataModule(format="lcrec", path=str(data_dir), kcore=0, batch_size=2, eval_batch_size=2)
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(data_dir), kcore=0), loaders=LoadersConfig(batch_size=2, eval_batch_size=2))
     model = ItemTransitions()
     if not ckpt.exists():  # counted once on one process; DDP evaluates the same checkpoint
         trainer.fit(model, datamodule=dm)

@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from llada_rec.callbacks import ResumableCheckpoint
 from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, LoadersConfig
 from llada_rec.models.baselines import SASRec
 from llada_rec.models.transformer import TransformerConfig
 
@@ -66,7 +67,7 @@ def fit(root: Path, data: Path, devices: int) -> Path:
     )
     # the same global batch: all 48 training samples, on one process or 24 on each of two (the
     # two runs order samples differently: Lightning's DDP sampler reshuffles the epoch's order)
-    dm = RecDataModule(format="lcrec", path=str(data), kcore=0, batch_size=48 // devices, eval_batch_size=8, train_order="shuffle")
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(data), kcore=0), loaders=LoadersConfig(batch_size=48 // devices, eval_batch_size=8, train_order="shuffle"))
     trainer.fit(SeededSASRec(network=TransformerConfig(d_model=16, num_layers=1, num_attention_heads=2, dropout=0.0)), datamodule=dm)
     return root / "ddp"
 

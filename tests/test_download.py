@@ -166,7 +166,7 @@ def test_unreachable_host_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         download_file(closed_port_url(), tmp_path / "x" / "file.bin", show_progress=False)
     message = str(info.value)
-    assert "by hand" in message and str(tmp_path / "x") in message and "--data.base_url URL" in message
+    assert "by hand" in message and str(tmp_path / "x") in message and "--data.dataset.base_url URL" in message
     assert not (tmp_path / "x" / "file.bin").exists()
 
 
@@ -228,7 +228,7 @@ def test_download_category_offline_lists_files(tmp_path: Path) -> None:
     message = str(info.value)
     assert "meta_Video_Games.jsonl.gz" in message and "Video_Games.test.csv.gz" in message
     assert "review_categories" not in message  # reviews were not asked for
-    assert "\n" not in message and "--data.base_url URL" in message  # one line, the option as typed
+    assert "\n" not in message and "--data.dataset.base_url URL" in message  # one line, the option as typed
 
 
 # -- what arrives is checked before it takes the final name ------------------------------
@@ -255,7 +255,7 @@ def test_a_corrupt_download_is_rejected_and_not_kept(case: str, tmp_path: Path) 
     rejected = tmp_path / "meta_X.jsonl.gz.rejected.tmp"
     assert reason in message and "\n" not in message
     assert f"kept as {rejected} (delete it)" in message and "run the same command again" in message.lower()
-    assert "--data.base_url" in message
+    assert "--data.dataset.base_url" in message
     assert not dest.exists() and not (tmp_path / "meta_X.jsonl.gz.part").exists() and rejected.read_bytes() == body
 
 

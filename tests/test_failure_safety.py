@@ -167,17 +167,17 @@ def test_failed_test_and_predict_leave_the_finished_run_as_it_was(project, capsy
     first.  Here test reads missing data, and predict fails on a bad histories file once the
     run is set up (its config.yaml staged)."""
     before = checksums(project / "runs")
-    code, _, err = run([*TEST, "--data.path", "missing"], capsys)
+    code, _, err = run([*TEST, "--data.dataset.path", "missing"], capsys)
     assert code == 1 and "missing" in err, err
     (project / "histories.jsonl").write_text('{"user": "x", "history": ["nope"]}\n')
-    code, _, err = run([*PREDICT, "--data.predict_histories", "histories.jsonl"], capsys)
+    code, _, err = run([*PREDICT, "--data.loaders.predict_histories", "histories.jsonl"], capsys)
     assert code == 1 and "histories.jsonl:1: unknown item ids ['nope']" in err, err
     assert checksums(project / "runs") == before
 
 
 def test_a_successful_test_replaces_the_files_and_says_where(project, capsys):
     before = checksums(project / "runs")
-    code, out, _ = run([*TEST, "--data.eval_batch_size", "7"], capsys)
+    code, out, _ = run([*TEST, "--data.loaders.eval_batch_size", "7"], capsys)
     after = checksums(project / "runs")
     assert code == 0 and f"wrote test metrics to {RUN / 'top_k=20' / 'metrics.json'}" in out
     assert set(after) == set(before) and after["toy/version_0/top_k=20/config.yaml"] != before["toy/version_0/top_k=20/config.yaml"]

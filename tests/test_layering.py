@@ -4,7 +4,8 @@ Every ``import`` is read with ``ast``, at module level and inside functions alik
 inside a function is still a dependency).  Layers are whole packages (or top-level modules),
 bottom to top:
 
-    0  utils, metrics, decoding, callbacks   plain functions and modules, no data
+    0  utils, config_groups, metrics,        plain functions and modules, no data
+       decoding, callbacks
     1  data, demo                            raw files -> sequences, item texts, embeddings
     2  tokenizers                            item embeddings -> semantic IDs
     3  datamodule                            the DataModule (calls the tokenizer stage)
@@ -27,6 +28,7 @@ NAME = "llada_rec"
 #: One layer per top-level package or module of ``llada_rec``; nothing finer.
 LAYERS = {
     "llada_rec.utils": 0,
+    "llada_rec.config_groups": 0,
     "llada_rec.metrics": 0,
     "llada_rec.decoding": 0,
     "llada_rec.callbacks": 0,
@@ -39,6 +41,7 @@ LAYERS = {
     "llada_rec.lightning_cli": 5,
     "llada_rec.run_checks": 5,
     "llada_rec.run_dirs": 5,
+    "llada_rec.legacy_args": 5,
     "llada_rec.sweep": 5,
     "llada_rec.report": 5,
     "llada_rec.serving": 5,

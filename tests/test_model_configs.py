@@ -15,7 +15,7 @@ from llada_rec.decoding import DECODING_FIELDS, DecodingConfig
 from llada_rec.lightning_cli import LLaDARecCLI, changed_settings
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines import BERT4Rec, RPG, SASRec, TIGER
-from llada_rec.models.configs import nest_flat_hparams
+from llada_rec.config_groups import nest_flat_hparams
 from llada_rec.models.llada_rec import LLaDARec
 from llada_rec.models.mask_predictor import MaskPredictor
 from llada_rec.models.transformer import TransformerConfig
@@ -109,7 +109,7 @@ def test_old_flat_checkpoint_loads_into_the_groups(tmp_path):
 def test_cli_parses_nested_options_into_the_dataclasses(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cli = LLaDARecCLI(args=["--model", "LLaDARec", "--model.network.d_model", "64", "--model.network.block", "llama",
-                            "--model.decoding.beam_size", "3", "--data.format", "lcrec", "--data.path", str(tmp_path)], run=False)
+                            "--model.decoding.beam_size", "3", "--data.dataset.format", "lcrec", "--data.dataset.path", str(tmp_path)], run=False)
     assert cli.model.network_config == TransformerConfig(d_model=64, block="llama")
     assert cli.model.decoding == DecodingConfig(beam_size=3)
     assert cli.model.hparams["network"]["d_model"] == 64  # plain in the hyperparameters
@@ -153,6 +153,6 @@ def test_benchmark_variant_settings_override_the_common_ones_in_either_spelling(
 def test_benchmark_validates_on_val_users_and_tests_on_eval_users(compare):
     base = ["--format", "lcrec", "--path", "unused"]
     split = compare.data_module(compare.parse_args(base + ["--val-users", "50"]))
-    assert split.hparams.val_max_users == 50 and split.hparams.test_max_users is None
+    assert split.loaders.val_max_users == 50 and split.loaders.test_max_users is None
     both = compare.data_module(compare.parse_args(base + ["--eval-users", "30"]))
-    assert both.hparams.val_max_users == 30 and both.hparams.test_max_users == 30
+    assert both.loaders.val_max_users == 30 and both.loaders.test_max_users == 30

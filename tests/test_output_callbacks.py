@@ -108,7 +108,7 @@ def test_run_dir_prefers_output_dir_then_log_dir_then_root_dir(tmp_path):
 
 
 def test_the_cli_registers_the_writers_once(tmp_path):
-    cli = LLaDARecCLI(args=["--model", "MostPopular", "--data.format", "lcrec", "--data.path", str(tmp_path),
+    cli = LLaDARecCLI(args=["--model", "MostPopular", "--data.dataset.format", "lcrec", "--data.dataset.path", str(tmp_path),
                             "--trainer.default_root_dir", str(tmp_path), "--trainer.logger=false"], run=False)
     kinds = [type(c) for c in cli.trainer.callbacks]
     assert kinds.count(MetricsWriter) == 1 and kinds.count(PredictionsWriter) == 1

@@ -15,6 +15,7 @@ import torch
 
 from llada_rec.cli import main
 from llada_rec.datamodule.recommendation import RecDataModule
+from llada_rec.datamodule.settings import DatasetConfig, ItemsConfig, LoadersConfig
 from llada_rec.models.transformer import TransformerConfig
 from llada_rec.data.embeddings import embeddings_hash
 from llada_rec.tokenizers.artifact import SemanticIds
@@ -48,15 +49,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     root = tmp_path_factory.mktemp("resume")
     write_lcrec(root / "data")
     cache = root / "cache"
-    dm = RecDataModule(format="lcrec", path=str(root / "data"), kcore=0, cache_dir=str(cache))
+    dm = RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(root / "data"), kcore=0), items=ItemsConfig(cache_dir=str(cache)))
     n = len(dm.item_ids)
     codes = np.stack([np.arange(n) % 4, np.arange(n) // 4], axis=1)  # M = 2, K = 4, unique
     SemanticIds(codes, 4, dm.item_ids, embeddings_hash(dm.embeddings)).save(root / "ids")
     return [
         "--config", str(REPO / "experiments" / "demo.yaml"),
-        "--data.format=lcrec", "--data.path", str(root / "data"), "--data.category=null", "--data.kcore=0",
-        "--data.generate_demo=false", "--data.cache_dir", str(cache), "--data.batch_size=8",
-        "--data.semantic_ids", str(root / "ids"), "--data.tokenizer_config=null",
+        "--data.dataset.format=lcrec", "--data.dataset.path", str(root / "data"), "--data.dataset.category=null", "--data.dataset.kcore=0",
+        "--data.dataset.generate_demo=false", "--data.items.cache_dir", str(cache), "--data.loaders.batch_size=8",
+        "--data.items.semantic_ids", str(root / "ids"), "--data.items.tokenizer_config=null",
         "--model.init_args.network.d_model=16", "--model.init_args.network.num_layers=1", "--model.init_args.network.num_attention_heads=2",
         "--model.init_args.decoding.beam_size=4", "--model.init_args.decoding.val_beam_size=4", "--model.init_args.decoding.num_steps=2",
         "--trainer.max_epochs=3", "--trainer.log_every_n_steps=1", "--trainer.enable_progress_bar=false",
@@ -121,7 +122,7 @@ def test_last_checkpoint_is_written_every_epoch_without_a_new_best(tmp_path: Pat
     trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, callbacks=[callback], logger=False,
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     model = SASRec(network=TransformerConfig(d_model=8, num_layers=1, num_attention_heads=2, dropout=0.0), lr=1e-12)  # the ranking, so the metric, never changes
-    trainer.fit(model, datamodule=RecDataModule(format="lcrec", path=str(tmp_path / "data"), kcore=0, batch_size=4))
+    trainer.fit(model, datamodule=RecDataModule(dataset=DatasetConfig(format="lcrec", path=str(tmp_path / "data"), kcore=0), loaders=LoadersConfig(batch_size=4)))
     directory = Path(callback.dirpath)
     assert [p.name for p in directory.glob("best-*.ckpt")] == ["best-epoch0.ckpt"]  # no new best after epoch 0
     assert torch.load(directory / "last.ckpt", weights_only=True)["epoch"] == 2

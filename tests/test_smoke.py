@@ -41,17 +41,17 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             env.setenv("WANDB_MODE", "offline")  # W&B logging without an account or network
             env.setenv("WANDB_SILENT", "true")
             write_demo_dataset(root / "data", category=CATEGORY, num_users=120, num_items=60)
-            data = ["--data.path", str(root / "data"), "--data.generate_demo=false", "--data.cache_dir", str(root / "cache")]
+            data = ["--data.dataset.path", str(root / "data"), "--data.dataset.generate_demo=false", "--data.items.cache_dir", str(root / "cache")]
             main([
                 "fit", "--config", str(experiments / "tokenizer" / "demo.yaml"), *data,
-                "--data.pca_dim=null", f"--model.init_args.codebook_size={CODEBOOK_SIZE}",
+                "--data.items.pca_dim=null", f"--model.init_args.codebook_size={CODEBOOK_SIZE}",
                 "--trainer.max_epochs=10", "--trainer.check_val_every_n_epoch=5",
                 "--trainer.default_root_dir", str(root / "tokenizer"), "--trainer.enable_progress_bar=false",
             ])  # fmt: skip
             [artifact] = (root / "tokenizer").rglob("semantic_ids")
             recommender = [
                 "--config", str(experiments / "demo.yaml"), *data,
-                "--data.semantic_ids", str(artifact), "--data.tokenizer_config=null",
+                "--data.items.semantic_ids", str(artifact), "--data.items.tokenizer_config=null",
                 "--model.init_args.network.d_model=32", "--model.init_args.network.num_layers=1", "--model.init_args.network.num_attention_heads=2",
                 "--model.init_args.decoding.beam_size=10", "--model.init_args.decoding.val_beam_size=5",
                 "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",

@@ -6,6 +6,7 @@ import logging
 import os
 
 import numpy as np
+import torch
 import pytest
 
 from llada_rec.data import embeddings as emb
@@ -245,14 +246,16 @@ def test_embed_texts_applies_pca_after_the_cache(tmp_path, fake_models):
     np.testing.assert_allclose(reduced, whitened_pca(raw, 4))
 
 
-def test_embeddings_hash_depends_on_values_dtype_and_shape():
+def test_embeddings_hash_depends_on_float32_values_and_shape():
+    """What a tokenizer artifact records: the table as float32, from numpy or torch alike."""
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert embeddings_hash(a) == embeddings_hash(a.copy())
     assert embeddings_hash(a) == embeddings_hash(np.asfortranarray(a))
     b = a.copy()
     b[2, 3] += 1e-3
     assert embeddings_hash(b) != embeddings_hash(a)
-    assert embeddings_hash(a.astype(np.float64)) != embeddings_hash(a)
+    assert embeddings_hash(a.astype(np.float64)) == embeddings_hash(a) == embeddings_hash(torch.from_numpy(a))
+    assert embeddings_hash(a.astype(np.float64) * (1 + 1e-12)) == embeddings_hash(a)  # below float32 resolution
     assert embeddings_hash(a.reshape(4, 3)) != embeddings_hash(a)
 
 

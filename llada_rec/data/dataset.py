@@ -251,7 +251,7 @@ def preprocess(
     if not user_ids:
         raise DataError(
             f"{raw.source}: no user is left after filtering (kcore={kcore}, "
-            f"min_length={min_length}); lower --data.kcore or check the input"
+            f"min_length={min_length}); lower --data.dataset.kcore or check the input"
         )
     offsets = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=len(user_ids)))])
     meta = raw.meta_for(item_ids, meta_fields, skipped)

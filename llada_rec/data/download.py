@@ -168,7 +168,7 @@ def _accept(part: Path, dest: Path, url: str) -> Path:
         os.replace(part, rejected)
         raise RejectedDownload(
             f"{url}: the download is {problem}; it is kept as {rejected} (delete it). Run the same "
-            "command again to download it anew, or give a mirror with --data.base_url URL"
+            "command again to download it anew, or give a mirror with --data.dataset.base_url URL"
         )
     os.replace(part, dest)
     return dest
@@ -231,14 +231,14 @@ def _open(
             log.warning("%s: %s (%d bytes) exceeds the file; fetching again", url, part, offset)
             part.unlink()
             return _open(url, dest, part, 0, timeout)
-        hint = " (check the category name and --data.base_url)" if e.code == 404 else ""
+        hint = " (check the category name and --data.dataset.base_url)" if e.code == 404 else ""
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}{hint}") from e
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(
             f"cannot download {url}: {reason}. Without network access, download the files by "
             f"hand into {dest.parent} (same file names), or give a mirror that has the same "
-            "layout with --data.base_url URL."
+            "layout with --data.dataset.base_url URL."
         ) from e
     length = response.headers.get("Content-Length")
     if offset and response.status == 206:

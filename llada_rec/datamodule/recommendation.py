@@ -1,22 +1,19 @@
-"""The one DataModule: raw files -> item embeddings (tokenizer view) and sequence batches
-(recommender view).
-
-Which view a run gets follows the LightningModule's ``data_view`` class attribute, so one
-config block (`data:`) serves the tokenizer, LLaDA-Rec and every baseline alike.
-"""
+"""RecDataModule: raw files -> item embeddings (tokenizer view) and sequence batches
+(recommender view)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
+from llada_rec.config_groups import resolve_configs
 from llada_rec.data.batches import (
     EpochShuffleSampler,
     EvalDistributedSampler,
@@ -24,123 +21,53 @@ from llada_rec.data.batches import (
     SequenceSamples,
     collate_sequences,
 )
-from llada_rec.data.dataset import DataError, SequenceData, preprocess
-from llada_rec.data.embeddings import DEFAULT_EMBEDDING_MODEL, embeddings_hash
+from llada_rec.data.dataset import PAD_ITEM, DataError, SequenceData, preprocess
+from llada_rec.data.download import DEFAULT_BASE_URL, download_category
+from llada_rec.data.embeddings import embed_texts, embeddings_hash
 from llada_rec.data.info import DataInfo
 from llada_rec.data.item_map import ItemMap
 from llada_rec.data.items import ItemDataModule
+from llada_rec.data.readers import read_source
 from llada_rec.data.samples import Samples
-from llada_rec.data.text import DEFAULT_TEXT_FIELDS
+from llada_rec.data.text import item_texts
+from llada_rec.datamodule.settings import DatasetConfig, ItemsConfig, LoadersConfig, check_at_least
 from llada_rec.demo.store import DEMO_CATEGORY, write_demo_dataset
 from llada_rec.tokenizers.artifact import SemanticIds
 from llada_rec.tokenizers.stage import build_semantic_ids
 
 log = logging.getLogger(__name__)
 
+
 class RecDataModule(L.LightningDataModule):
     """Amazon reviews (or LC-Rec / RecBole files) in, batches for the tokenizer or recommender out.
 
     Args:
-        format: ``amazon2023`` (raw reviews + metadata), ``amazon2023-benchmark`` (the official
-            5-core leave-one-out split files + metadata), ``lcrec`` or ``recbole``.
-        path: directory holding the files.
-        category: which category's files in ``path`` (needed when there are several).
-        download: fetch missing Amazon 2023 files of ``category`` from ``base_url``.
-        generate_demo: write the embedded, seeded demo data set into ``path`` when missing.
-        kcore: iterated k-core filter (users and items with fewer interactions dropped).
-        repeats: ``first`` keeps a user's earliest interaction with an item, ``keep`` all.
+        dataset: which interactions, where the files are, how they are filtered.
+        items: item text, its embeddings, the items' semantic IDs.
+        loaders: batches, training order, which users evaluation and prediction cover.
         max_history: items of history kept before each target (the paper: 20).
-        text_fields: metadata fields joined into an item's text, in this order.
-        embedding_model: sentence-transformers name or path; the default is the packaged
-            all-MiniLM-L6-v2 (no download); the paper uses sentence-transformers/sentence-t5-base.
-        pca_dim: whitened PCA of the embeddings to this size (the authors use 128).
-        semantic_ids: directory of a tokenizer artifact to use as the items' semantic IDs.
-        tokenizer_config: a tokenizer YAML (experiments/tokenizer/*.yaml); when no
-            ``semantic_ids`` is given, the tokenizer is trained on first use and cached.
-        tokenizer_overrides: YAML files layered on ``tokenizer_config`` in order, e.g.
-            ``experiments/tokenizer/rqvae.yaml`` to use RQ-VAE codes (TIGER, Table 4).
-        predict_histories: JSONL file of ``{"user": ..., "history": [item ids]}`` to
-            recommend for; by default ``predict`` uses the test users' histories.
-        val_max_users: validate on a fixed random subset of this many users (cheap
-            per-epoch validation on large data).
-        test_max_users: the same for test (budgeted benchmarks only: the figures then
-            cover a subset; with equal sizes val and test keep the same users).
-        source: where the files come from and how to get them; the error says it when
-            ``path`` does not exist (configs that need external files set it).
-        train_order: "length_buckets" (default) batches training samples of about equal
-            history length (shuffled pools sorted by length, batches shuffled), so less
-            padding; "shuffle" is a plain permutation.
-        bucket_pool_batches: batches per length-sorted pool of ``length_buckets`` (1 = no
-            sorting; more = batches of more equal lengths). The measurements behind both
-            defaults: docs/DECISIONS.md, "Length-bucketed training batches".
+        seed: the training order's and the evaluation subsets' seed.
+
+    Which view a run gets (item embeddings or sequences) follows the LightningModule's
+    ``data_view`` class attribute, so one ``data:`` block serves every model.
     """
 
     def __init__(
         self,
-        format: str = "amazon2023",
-        path: str = "data/demo",
-        category: Optional[str] = None,
-        download: bool = False,
-        base_url: Optional[str] = None,
-        generate_demo: bool = False,
-        kcore: int = 5,
-        repeats: str = "first",
+        dataset: DatasetConfig = DatasetConfig(),
+        items: ItemsConfig = ItemsConfig(),
+        loaders: LoadersConfig = LoadersConfig(),
         max_history: int = 20,
-        text_fields: list[str] = list(DEFAULT_TEXT_FIELDS),
-        max_text_chars: int = 1000,
-        embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-        embedding_batch_size: int = 64,
-        pca_dim: Optional[int] = None,
-        semantic_ids: Optional[str] = None,
-        tokenizer_config: Optional[str] = None,
-        tokenizer_overrides: list[str] = [],
-        predict_histories: Optional[str] = None,
-        cache_dir: str = ".cache/llada_rec",
-        batch_size: int = 256,
-        eval_batch_size: int = 256,
-        val_max_users: Optional[int] = None,
-        test_max_users: Optional[int] = None,
-        item_batch_size: int = 2048,
-        num_workers: int = 0,
-        train_order: Literal["shuffle", "length_buckets"] = "length_buckets",
-        bucket_pool_batches: int = 8,
         seed: int = 0,
-        source: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.source = source
-        self.format = format
-        self.path = path
-        self.category = category
-        self.download = download
-        self.base_url = base_url
-        self.generate_demo = generate_demo
-        self.kcore = kcore
-        self.repeats = repeats
+        self.dataset, self.items, self.loaders = resolve_configs(self, dataset=dataset, items=items, loaders=loaders)
+        check_at_least("max_history", max_history, 1)
         self.max_history = max_history
-        self.text_fields = list(text_fields)
-        self.max_text_chars = max_text_chars
-        self.embedding_model = embedding_model
-        self.embedding_batch_size = embedding_batch_size
-        self.pca_dim = pca_dim
-        self.semantic_ids_path = semantic_ids
-        self.tokenizer_config = tokenizer_config
-        self.tokenizer_overrides = list(tokenizer_overrides)
-        self.predict_histories = predict_histories
-        self.cache_dir = Path(cache_dir)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.max_users = {"val": val_max_users, "test": test_max_users}
-        self.item_batch_size = item_batch_size
-        self.num_workers = num_workers
-        if train_order not in ("shuffle", "length_buckets"):
-            raise ValueError(f"train_order must be 'shuffle' or 'length_buckets', got {train_order!r}")
-        self.train_order = train_order
-        if bucket_pool_batches < 1:
-            raise ValueError(f"bucket_pool_batches must be >= 1, got {bucket_pool_batches}")
-        self.bucket_pool_batches = bucket_pool_batches
         self.seed = seed
+        self.cache_dir = Path(self.items.cache_dir)
+        self.max_users = {"val": self.loaders.val_max_users, "test": self.loaders.test_max_users}
         self._data: Optional[SequenceData] = None
         self._embeddings: Optional[np.ndarray] = None
         self._item_codes: Optional[np.ndarray] = None
@@ -152,27 +79,23 @@ class RecDataModule(L.LightningDataModule):
     @property
     def data(self) -> SequenceData:
         if self._data is None:
-            from llada_rec.data.readers import read_source
-
             self._ensure_files()
-            if self.source and not Path(self.path).exists():
-                raise DataError(f"{self.path}: no such directory; {self.source}")
-            raw = read_source(self.format, self.path, self.category)
-            self._data = preprocess(raw, kcore=self.kcore, repeats=self.repeats, meta_fields=self.text_fields)
+            if self.dataset.source and not Path(self.dataset.path).exists():
+                raise DataError(f"{self.dataset.path}: no such directory; {self.dataset.source}")
+            raw = read_source(self.dataset.format, self.dataset.path, self.dataset.category)
+            self._data = preprocess(raw, kcore=self.dataset.kcore, repeats=self.dataset.repeats, meta_fields=self.items.text_fields)
             for reason, count in sorted(self._data.skipped.items()):
-                log.info("%s: skipped %d (%s)", self.path, count, reason)
+                log.info("%s: skipped %d (%s)", self.dataset.path, count, reason)
         return self._data
 
     def _ensure_files(self) -> None:
-        if self.generate_demo:
-            write_demo_dataset(self.path, category=self.category or DEMO_CATEGORY)
-        if self.download:
-            from llada_rec.data.download import DEFAULT_BASE_URL, download_category
-
-            if not self.category:
-                raise DataError("download needs --data.category (e.g. Industrial_and_Scientific)")
-            kinds = ("meta", "benchmark") if self.format == "amazon2023-benchmark" else ("reviews", "meta")
-            download_category(self.category, Path(self.path), self.base_url or DEFAULT_BASE_URL, kinds=kinds)
+        if self.dataset.generate_demo:
+            write_demo_dataset(self.dataset.path, category=self.dataset.category or DEMO_CATEGORY)
+        if self.dataset.download:
+            if not self.dataset.category:
+                raise DataError("download needs --data.dataset.category (e.g. Industrial_and_Scientific)")
+            kinds = ("meta", "benchmark") if self.dataset.format == "amazon2023-benchmark" else ("reviews", "meta")
+            download_category(self.dataset.category, Path(self.dataset.path), self.dataset.base_url or DEFAULT_BASE_URL, kinds=kinds)
 
     @property
     def item_ids(self) -> list[str]:
@@ -183,25 +106,21 @@ class RecDataModule(L.LightningDataModule):
         return self.data.train_items()
 
     def item_texts(self) -> list[str]:
-        from llada_rec.data.text import item_texts
-
-        texts, fallback = item_texts(self.data.item_ids, self.data.item_meta, self.text_fields, self.max_text_chars)
+        texts, fallback = item_texts(self.data.item_ids, self.data.item_meta, self.items.text_fields, self.items.max_text_chars)
         if fallback:
-            log.warning("%d of %d items have no text in fields %s; they use a fallback text", fallback, len(texts), self.text_fields)
+            log.warning("%d of %d items have no text in fields %s; they use a fallback text", fallback, len(texts), self.items.text_fields)
         return texts
 
     @property
     def embeddings(self) -> np.ndarray:
         """[N, D] float32 item text embeddings (cached on disk by model and texts)."""
         if self._embeddings is None:
-            from llada_rec.data.embeddings import embed_texts
-
             self._embeddings = embed_texts(
                 self.item_texts(),
-                model=self.embedding_model,
+                model=self.items.embedding_model,
                 cache_dir=self.cache_dir / "embeddings",
-                batch_size=self.embedding_batch_size,
-                pca_dim=self.pca_dim,
+                batch_size=self.items.embedding_batch_size,
+                pca_dim=self.items.pca_dim,
             )
         return self._embeddings
 
@@ -212,21 +131,21 @@ class RecDataModule(L.LightningDataModule):
     def item_codes(self) -> tuple[np.ndarray, int]:
         """([N, M] semantic-ID codes, codebook size K), from an artifact or the automatic stage."""
         if self._item_codes is None:
-            path = self.semantic_ids_path
+            path = self.items.semantic_ids
             if path is None:
-                if self.tokenizer_config is None:
+                if self.items.tokenizer_config is None:
                     raise DataError(
-                        "this model needs semantic IDs: set --data.semantic_ids ARTIFACT_DIR "
+                        "this model needs semantic IDs: set --data.items.semantic_ids ARTIFACT_DIR "
                         "(made by `llada-rec fit --config experiments/tokenizer/...`) or "
-                        "--data.tokenizer_config experiments/tokenizer/<x>.yaml to build them"
+                        "--data.items.tokenizer_config experiments/tokenizer/<x>.yaml to build them"
                     )
                 path = build_semantic_ids(
-                    [self.tokenizer_config, *self.tokenizer_overrides],
+                    [self.items.tokenizer_config, *self.items.tokenizer_overrides],
                     self.embeddings,
                     self.item_ids,
                     self.train_items,
                     self.cache_dir / "semantic_ids",
-                    batch_size=self.item_batch_size,
+                    batch_size=self.loaders.item_batch_size,
                 )
             ids = SemanticIds.load(path)
             ids.check_compatible(self.item_ids, embeddings_hash=embeddings_hash(self.embeddings))
@@ -278,8 +197,8 @@ class RecDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.split(name)
-        if shuffle and self.train_order == "length_buckets":
-            sampler: Sampler = LengthBucketSampler(dataset, self.batch_size, self.seed, self.bucket_pool_batches)
+        if shuffle and self.loaders.train_order == "length_buckets":
+            sampler: Sampler = LengthBucketSampler(dataset, self.loaders.batch_size, self.seed, self.loaders.bucket_pool_batches)
         elif shuffle:
             sampler = EpochShuffleSampler(dataset, self.seed)
         else:
@@ -288,16 +207,16 @@ class RecDataModule(L.LightningDataModule):
             sampler = EvalDistributedSampler(dataset, replicas, rank)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            batch_size=self.loaders.batch_size if shuffle else self.loaders.eval_batch_size,
             sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed),  # workers' seeds; not the global RNG
             collate_fn=collate_sequences,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self.loaders.num_workers,
+            persistent_workers=self.loaders.num_workers > 0,
         )
 
     def _item_module(self) -> ItemDataModule:
-        return ItemDataModule(self.embeddings, self.item_ids, self.train_items, self.item_batch_size)
+        return ItemDataModule(self.embeddings, self.item_ids, self.train_items, self.loaders.item_batch_size)
 
     def train_dataloader(self) -> DataLoader:
         if self._view() == "items":
@@ -324,13 +243,13 @@ class RecDataModule(L.LightningDataModule):
         return self._item_map
 
     def _predict_samples(self) -> Samples:
-        if self.predict_histories is None:
+        if self.loaders.predict_histories is None:
             return self.data.samples("test", self.max_history)
         item_map = self.item_map
         users = {u: i for i, u in enumerate(self.data.user_ids)}
         self._predict_users: list[str] = []
         samples = []
-        path = Path(self.predict_histories)
+        path = Path(self.loaders.predict_histories)
         if not path.exists():
             raise DataError(f"{path}: predict_histories file not found")
         with path.open(encoding="utf-8") as f:
@@ -354,7 +273,7 @@ class RecDataModule(L.LightningDataModule):
     def describe_prediction(self, sample: int, items: list[int], scores: list[float]) -> dict[str, Any]:
         """One output row, in original ids: user, history, target (if known), items, scores."""
         user, history, target = self.split("predict").samples[sample]
-        user_id = self._predict_users[sample] if self.predict_histories is not None else self.data.user_ids[user]
+        user_id = self._predict_users[sample] if self.loaders.predict_histories is not None else self.data.user_ids[user]
         item_ids, item_scores = self.item_map.decode(items, scores)
         row: dict[str, Any] = {
             "user": user_id,

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from llada_rec.decoding import DecodingConfig
 from llada_rec.models.base import DataInfo
-from llada_rec.models.configs import resolve_configs
+from llada_rec.config_groups import resolve_configs
 from llada_rec.models.transformer import TransformerConfig
 from llada_rec.models.mask_predictor import MASKED_CODE, AttentionKind, InitScheme, MaskPredictor, OutputLayer, selected_rows
 from llada_rec.models.semantic_ids import SemanticIdRecommender

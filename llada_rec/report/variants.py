@@ -166,6 +166,7 @@ def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     model_args = {**{k: v for k, v in model_args.items() if k not in groups}, **{f: v for g in groups for f, v in model_args[g].items()}}
     settings = {k: v for k, v in model_args.items() if k not in IGNORED_MODEL_ARGS}
     data = _section(config, "data")
+    data = {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **{f: v for g in data.values() if isinstance(g, dict) for f, v in g.items()}}
     settings.update({f"data.{k}": data[k] for k in VARIANT_DATA_ARGS if k in data})
     trainer = _section(config, "trainer")
     if "max_epochs" in trainer:

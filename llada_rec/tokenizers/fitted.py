@@ -115,7 +115,7 @@ class OPQ(FittedTokenizer):
         if len(x) < self.codebook_size:
             raise ValueError(f"OPQ needs at least K={self.codebook_size} training items, got {len(x)}")
         if len(x) < in_dim:  # faiss's OPQMatrix corrupts memory (a crash, not an error) below that
-            raise ValueError(f"OPQ needs at least as many training items as embedding dimensions ({in_dim}), got {len(x)}; lower --data.pca_dim")
+            raise ValueError(f"OPQ needs at least as many training items as embedding dimensions ({in_dim}), got {len(x)}; lower --data.items.pca_dim")
         opq = faiss.OPQMatrix(in_dim, self.num_heads, out_dim)
         opq.niter = self.opq_iters
         opq.verbose = False

@@ -1,6 +1,6 @@
 """Automatic tokenizer stage: semantic IDs on demand, cached by content.
 
-A recommender config may name a tokenizer config (``data.tokenizer_config``) instead of a
+A recommender config may name a tokenizer config (``data.items.tokenizer_config``) instead of a
 ready artifact.  ``build_semantic_ids`` then looks for the artifact under
 ``<cache_dir>/semantic_ids-<key>``, where the key hashes everything the result depends on
 (the embeddings, the item ids, the training items, the tokenizer config's ``model``,

@@ -159,7 +159,7 @@ def preprocess(
     if not sequences:
         raise DataError(
             f"{raw.source}: no user is left after filtering (kcore={kcore}, "
-            f"min_length={min_length}); lower --data.kcore or check the input"
+            f"min_length={min_length}); lower --data.dataset.kcore or check the input"
         )
 
     user_ids = sorted(sequences)

@@ -39,7 +39,7 @@ from llada_rec.data.dataset import PAD_ITEM
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines.common import FullRankingRecommender
 from llada_rec.models.baselines.sequence_encoder import ItemSequenceEncoder
-from llada_rec.models.configs import resolve_configs
+from llada_rec.config_groups import resolve_configs
 from llada_rec.models.semantic_ids import SemanticIdRecommender
 from llada_rec.models.transformer import TransformerConfig
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from llada_rec.models.base import DataInfo
 from llada_rec.models.baselines.common import FullRankingRecommender
 from llada_rec.models.baselines.sequence_encoder import ItemIdTransformer
-from llada_rec.models.configs import resolve_configs
+from llada_rec.config_groups import resolve_configs
 from llada_rec.models.transformer import TransformerConfig
 
 SASRecLoss = Literal["ce", "bce"]

@@ -3,6 +3,12 @@
 ``<X>.inter.json`` (``{user: [item, ...]}``, oldest first, no time: the position in the list
 is the timestamp) and ``<X>.item.json`` (``{item: {title, ...}}``). Both are whole documents:
 one that does not parse or does not have this shape is a :class:`DataError`.
+
+The interactions document is parsed once (the ``json`` module's C parser) and its lists go
+into polars as one list column, exploded to (user, item, position) columns.  A document with
+an id polars cannot take as a non-empty string (an integer id, which is converted, or a bad
+one, which is an error naming the user and position) is read item by item under the same
+rules instead (:func:`_interaction_rows`).
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ import gzip
 import json
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+import polars as pl
 
 from llada_rec.data.dataset import DataError, RawInteractions
-from llada_rec.data.readers.common import as_id, pick_category, require_file
+from llada_rec.data.readers.common import as_id, gc_paused, pick_category, require_file
+
+_COLUMNS = {"user": pl.String, "item": pl.String, "timestamp": pl.Float64}
 
 
 def _load_json_document(path: Path) -> Any:
@@ -32,11 +42,57 @@ def read_lcrec(path: Path, category: str | None, show_progress: bool) -> RawInte
     name = pick_category([path], r"(.+)\.inter\.json(?:\.gz)?", category, "<X>.inter.json file")
     inter_file = require_file([path], f"{name}.inter.json", "LC-Rec interactions")
     item_file = require_file([path], f"{name}.item.json", "LC-Rec items")
-    data = _load_json_document(inter_file)
-    if not isinstance(data, dict):
+    with gc_paused():
+        data = _load_json_document(inter_file)
+        if not isinstance(data, dict):
+            raise DataError(
+                f"{inter_file}: expected a JSON object {{user: [item, ...]}}, got {type(data).__name__}"
+            )
+        frame = _interaction_columns(data)
+        if frame is None:
+            frame = _interaction_rows(inter_file, data)
+        del data
+        meta = _load_json_document(item_file)
+    if not isinstance(meta, dict):
         raise DataError(
-            f"{inter_file}: expected a JSON object {{user: [item, ...]}}, got {type(data).__name__}"
+            f"{item_file}: expected a JSON object {{item: {{...}}}}, got {type(meta).__name__}"
         )
+    wanted = set(frame["item"].unique().to_list())
+    item_meta: dict[str, dict[str, Any]] = {}
+    for item, record in meta.items():
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{item_file}: item {item!r}: expected an object, got {type(record).__name__}"
+            )
+        if item in wanted:
+            item_meta[item] = record
+    return RawInteractions(frame["user"], frame["item"], frame["timestamp"], item_meta, str(inter_file))
+
+
+def _interaction_columns(data: dict[str, Any]) -> Optional[pl.DataFrame]:
+    """(user, item, position) of a document whose every sequence is a list of non-empty
+    strings, users in document order; None otherwise (the caller applies the rules)."""
+    sequences = list(data.values())
+    if any(type(s) is not list for s in sequences):  # polars would take a string as a list
+        return None
+    try:
+        items = pl.Series("item", sequences, dtype=pl.List(pl.String), strict=True)
+    except (TypeError, pl.exceptions.PolarsError):  # an integer or other non-string id
+        return None
+    frame = (
+        pl.DataFrame([pl.Series("user", list(data), dtype=pl.String), items])
+        .filter(pl.col("item").list.len() > 0)  # exploded, an empty list would give a null row
+        .with_columns(pl.int_ranges(0, pl.col("item").list.len(), dtype=pl.Int64).alias("timestamp"))
+        .explode("item", "timestamp")
+        .with_columns(pl.col("timestamp").cast(pl.Float64))
+    )
+    if frame.select(pl.col("item").is_null().any() | pl.col("item").str.len_bytes().eq(0).any()).item():
+        return None
+    return frame
+
+
+def _interaction_rows(inter_file: Path, data: dict[str, Any]) -> pl.DataFrame:
+    """The document item by item: integer ids become strings, any other id is an error."""
     users: list[str] = []
     items: list[str] = []
     timestamps: list[float] = []
@@ -58,18 +114,4 @@ def read_lcrec(path: Path, category: str | None, show_progress: bool) -> RawInte
         users.extend([user] * len(ids))
         items.extend(ids)  # type: ignore[arg-type]
         timestamps.extend(positions[: len(ids)])
-    meta = _load_json_document(item_file)
-    if not isinstance(meta, dict):
-        raise DataError(
-            f"{item_file}: expected a JSON object {{item: {{...}}}}, got {type(meta).__name__}"
-        )
-    wanted = set(items)
-    item_meta: dict[str, dict[str, Any]] = {}
-    for item, record in meta.items():
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{item_file}: item {item!r}: expected an object, got {type(record).__name__}"
-            )
-        if item in wanted:
-            item_meta[item] = record
-    return RawInteractions(users, items, timestamps, item_meta, str(inter_file))
+    return pl.DataFrame({"user": users, "item": items, "timestamp": timestamps}, schema=_COLUMNS)

@@ -86,11 +86,26 @@ def test_lcrec_item_record_not_an_object_same_error(tmp_path: Path) -> None:
     assert "item 'i9': expected an object" in _same_error("lcrec", tmp_path)
 
 
-def test_lcrec_clean_document_is_read_as_columns(tmp_path: Path, monkeypatch) -> None:
-    write_lcrec(tmp_path, "Tools", make_rows(num_users=30))
+@pytest.mark.parametrize("ids", ["strings", "integers"])
+def test_lcrec_clean_document_is_read_as_columns(tmp_path: Path, monkeypatch, ids: str) -> None:
+    """String ids, or integer ids (as the LC-Rec copies have them: converted to text)."""
+    if ids == "strings":
+        write_lcrec(tmp_path, "Tools", make_rows(num_users=30))
+    else:
+        rng = random.Random(4)
+        _lcrec_dir(tmp_path, {str(u): rng.sample(range(-3, 40), rng.randrange(0, 9)) + [2**63 - 1] for u in range(30)})
     expected = _triples(legacy_pipeline.read_source("lcrec", tmp_path, show_progress=False))
     _forbid(monkeypatch, lcrec, "_interaction_rows")
     assert _triples(read_source("lcrec", tmp_path, show_progress=False)) == expected
+
+
+def test_lcrec_integer_ids_with_true_false_in_the_text_as_before(tmp_path: Path, caplog) -> None:
+    """A user called "true" sends integer ids item by item (polars would read true as 1): the
+    same rows; a real true among them is the same error."""
+    _lcrec_dir(tmp_path / "a", {"true": [1, 2, 3], "false": [3, 2, 2**70]})
+    assert_same("lcrec", tmp_path / "a", caplog)
+    _lcrec_dir(tmp_path / "b", {"u": [1, 2, 3], "v": [3, True]}, {})
+    assert "user 'v', position 1: item True" in _same_error("lcrec", tmp_path / "b")
 
 
 # ----------------------------------------------------------------------------- RecBole

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from itertools import chain
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,11 +28,13 @@ from llada_rec.data.readers.common import as_id, gc_paused, pick_category, requi
 _COLUMNS = {"user": pl.String, "item": pl.String, "timestamp": pl.Float64}
 
 
-def _load_json_document(path: Path) -> Any:
+def _load_json_document(path: Path) -> tuple[Any, bool]:
+    """(the parsed document, whether its text has ``true`` or ``false`` in it)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            return json.loads(f.read())
+            text = f.read()
+            return json.loads(text), b"true" in text or b"false" in text
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from e
     except (UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
@@ -43,16 +46,16 @@ def read_lcrec(path: Path, category: str | None, show_progress: bool) -> RawInte
     inter_file = require_file([path], f"{name}.inter.json", "LC-Rec interactions")
     item_file = require_file([path], f"{name}.item.json", "LC-Rec items")
     with gc_paused():
-        data = _load_json_document(inter_file)
+        data, may_hold_bools = _load_json_document(inter_file)
         if not isinstance(data, dict):
             raise DataError(
                 f"{inter_file}: expected a JSON object {{user: [item, ...]}}, got {type(data).__name__}"
             )
-        frame = _interaction_columns(data)
+        frame = _interaction_columns(data, may_hold_bools)
         if frame is None:
             frame = _interaction_rows(inter_file, data)
         del data
-        meta = _load_json_document(item_file)
+        meta, _ = _load_json_document(item_file)
     if not isinstance(meta, dict):
         raise DataError(
             f"{item_file}: expected a JSON object {{item: {{...}}}}, got {type(meta).__name__}"
@@ -69,26 +72,34 @@ def read_lcrec(path: Path, category: str | None, show_progress: bool) -> RawInte
     return RawInteractions(frame["user"], frame["item"], frame["timestamp"], item_meta, str(inter_file))
 
 
-def _interaction_columns(data: dict[str, Any]) -> Optional[pl.DataFrame]:
+def _interaction_columns(data: dict[str, Any], may_hold_bools: bool) -> Optional[pl.DataFrame]:
     """(user, item, position) of a document whose every sequence is a list of non-empty
-    strings, users in document order; None otherwise (the caller applies the rules)."""
+    strings or a list of integers (ids as text, as ``as_id`` makes them), users in document
+    order; None otherwise (the caller applies the rules)."""
     sequences = list(data.values())
     if any(type(s) is not list for s in sequences):  # polars would take a string as a list
         return None
-    try:
-        items = pl.Series("item", sequences, dtype=pl.List(pl.String), strict=True)
-    except (TypeError, pl.exceptions.PolarsError):  # an integer or other non-string id
-        return None
-    frame = (
-        pl.DataFrame([pl.Series("user", list(data), dtype=pl.String), items])
-        .filter(pl.col("item").list.len() > 0)  # exploded, an empty list would give a null row
-        .with_columns(pl.int_ranges(0, pl.col("item").list.len(), dtype=pl.Int64).alias("timestamp"))
-        .explode("item", "timestamp")
-        .with_columns(pl.col("timestamp").cast(pl.Float64))
+    flat = list(chain.from_iterable(sequences))  # one C loop; polars builds nested lists in Python
+    items = _ids(flat, pl.String)
+    if items is None and not may_hold_bools:  # polars would take true as 1
+        items = _ids(flat, pl.Int64)
+    if items is None or items.null_count() or (items.str.len_bytes() == 0).any():
+        return None  # mixed, another kind of id, null or empty: the rules say which error
+    lengths = pl.Series("length", list(map(len, sequences)), dtype=pl.Int64)
+    frame = pl.DataFrame([pl.Series("user", list(data), dtype=pl.String), lengths]).select(
+        pl.col("user").repeat_by("length").list.explode(keep_nulls=False, empty_as_null=False),
+        pl.int_ranges(0, pl.col("length")).list.explode(keep_nulls=False, empty_as_null=False).cast(pl.Float64).alias("timestamp"),
     )
-    if frame.select(pl.col("item").is_null().any() | pl.col("item").str.len_bytes().eq(0).any()).item():
+    return frame.with_columns(items).select("user", "item", "timestamp")
+
+
+def _ids(flat: list[Any], dtype: type[pl.DataType]) -> Optional[pl.Series]:
+    """The ids as a string column when every one is of ``dtype``, else None."""
+    try:
+        column = pl.Series("item", flat, dtype=dtype, strict=True)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError):
         return None
-    return frame
+    return column if dtype == pl.String else column.cast(pl.String)
 
 
 def _interaction_rows(inter_file: Path, data: dict[str, Any]) -> pl.DataFrame:

@@ -157,6 +157,26 @@ def test_recbole_row_number_time_across_blocks(tmp_path: Path, caplog, monkeypat
     assert_same("recbole", tmp_path, caplog)
 
 
+@pytest.mark.parametrize("where", ["header", "block start"])
+def test_byte_order_mark_kept_as_before(tmp_path: Path, caplog, monkeypatch, where: str) -> None:
+    """A BOM starting a line stays part of the id (polars alone would drop it at the start
+    of its input, so of a block)."""
+    write_recbole(tmp_path, "Tools", make_rows(num_users=25, num_items=12, seed=9))
+    lines = (tmp_path / "Tools.inter").read_text().splitlines()
+    if where == "header":
+        lines[0] = "\ufeff" + lines[0]
+    else:
+        lines[1] = "\ufeff" + lines[1]
+        monkeypatch.setattr(common, "BLOCK_BYTES", len(lines[0]) + 1)  # the second block starts at line 2
+    (tmp_path / "Tools.inter").write_text("\n".join(lines) + "\n")
+    try:
+        legacy_pipeline.read_source("recbole", tmp_path, show_progress=False)
+    except DataError:
+        assert "header has no 'user_id'" in _same_error("recbole", tmp_path)
+        return
+    assert_same("recbole", tmp_path, caplog, kcores=(0,))
+
+
 @pytest.mark.parametrize(
     "text",
     [

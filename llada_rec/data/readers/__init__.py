@@ -15,9 +15,11 @@ each (the module docstring describes the files):
 
 Any file may be gzip-compressed (``.gz`` appended); when both exist the plain file is read.
 ``item_meta`` holds only items that occur in the interactions.  The line-based files are
-parsed by polars a block of lines at a time; a block (jsonl) or file (csv) with a line the
-fast parser cannot vouch for is read line by line under the rules below, so the skips,
-counts and messages are the same either way.  Amazon 2023 metadata is not read here but by
+parsed by polars a block of lines at a time; a block (jsonl) or file (csv, RecBole) with a
+line the fast parser cannot vouch for is read line by line under the rules below, so the
+skips, counts and messages are the same either way.  The LC-Rec documents are parsed whole
+and their lists exploded into columns by polars (item by item only when an id is not a
+non-empty string).  Amazon 2023 metadata is not read here but by
 ``preprocess``, once, for the items that survive its filters.
 
 Bad input, what happens:

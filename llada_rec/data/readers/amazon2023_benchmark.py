@@ -11,7 +11,6 @@ logs a warning with the number of users whose rebuilt sequence differs.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter
 from pathlib import Path
@@ -24,11 +23,12 @@ from llada_rec.data.readers.amazon2023 import JsonlMeta
 from llada_rec.data.readers.common import (
     EARLY_CHECK_LINES,
     BadLines,
-    Blocks,
     Lines,
+    clean_interactions,
     gc_paused,
     parse_time,
     pick_category,
+    read_delimited,
     require_file,
 )
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 _SPLITS = ("train", "valid", "test")
 _BENCHMARK_COLUMNS = ("user_id", "parent_asin", "rating", "timestamp", "history")
-_PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"  # what float() and polars read alike
 
 
 def read_amazon2023_benchmark(
@@ -71,46 +70,23 @@ def read_amazon2023_benchmark(
 
 def _read_split_fast(path: Path, show_progress: bool) -> Optional[pl.DataFrame]:
     """The rows of a split file read by polars (user, item, timestamp, history), or None when
-    a line needs the line-by-line rules: a blank line, a carriage return, a row with another
-    number of fields, an empty id, a timestamp that is not a plain number, bad UTF-8."""
-    frames, width = [], 0
-    for _, block in Blocks(path, show_progress):
-        if b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
-            return None
-        if not width:  # first row: the header, or data in the official column order
-            head, _, rest = block.partition(b"\n")
-            try:
-                first_row = head.decode("utf-8").split(",")
-            except UnicodeDecodeError:
-                return None
-            columns = _benchmark_columns(path, first_row)
-            width = len(columns)
-            block = rest if first_row[0] == "user_id" else block
-        rows = block.count(b"\n") + (not block.endswith(b"\n"))
-        if not block or block.count(b",") != rows * (width - 1):
-            if block:
-                return None
-            continue
-        try:
-            frame = pl.read_csv(
-                io.BytesIO(block), has_header=False, separator=",", quote_char=None,
-                infer_schema=False, new_columns=[f"column_{i}" for i in range(width)],
-            )
-        except (pl.exceptions.PolarsError, ValueError):
-            return None
-        frames.append(frame.select(
-            user=f"column_{columns['user_id']}", item=f"column_{columns['parent_asin']}",
-            timestamp=f"column_{columns['timestamp']}",
-            **({"history": pl.col(f"column_{columns['history']}").fill_null("")} if "history" in columns else {}),
-        ))
-    if not frames:
+    a line needs the line-by-line rules (:func:`read_delimited`'s, an empty id, a timestamp
+    that is not a plain number)."""
+    columns: dict[str, int] = {}
+
+    def first_line(row: list[str]) -> tuple[int, bool]:  # the header, or data in the official order
+        columns.update(_benchmark_columns(path, row))
+        return len(columns), row[0] == "user_id"
+
+    frame = read_delimited(path, show_progress, ",", first_line)
+    if frame is None:
         return None
-    frame = pl.concat(frames)
-    clean = frame.select(
-        pl.col("user").is_not_null().all() & pl.col("item").is_not_null().all()
-        & pl.col("timestamp").str.contains(_PLAIN_NUMBER).all()
-    ).item()
-    return frame.with_columns(pl.col("timestamp").cast(pl.Float64)) if clean else None
+    frame = frame.select(
+        user=f"column_{columns['user_id']}", item=f"column_{columns['parent_asin']}",
+        timestamp=f"column_{columns['timestamp']}",
+        **({"history": pl.col(f"column_{columns['history']}").fill_null("")} if "history" in columns else {}),
+    )
+    return clean_interactions(frame)
 
 
 def _read_benchmark_csv(path: Path, skipped: Counter, show_progress: bool) -> pl.DataFrame:

@@ -18,8 +18,9 @@ import zlib
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
+import polars as pl
 from tqdm.auto import tqdm
 
 from llada_rec.data.dataset import DataError
@@ -31,6 +32,9 @@ MAX_BAD_FRACTION = 0.5  # more bad lines than this: the file is not of the forma
 EARLY_CHECK_LINES = 1000  # ... checked already here, so a wrong 5 GB file fails fast
 WARN_FIRST = 5  # bad lines logged one by one per file; the rest only counted
 BLOCK_BYTES = 8 << 20  # columnar readers parse whole lines in blocks of about this size
+PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"  # what float() and polars read alike
+# a line that str.strip() empties (the line-by-line rules ignore it): Rust's \s lacks \x1c-\x1f
+_BLANK_ROW = r"^[\s\x1c-\x1f]*$"
 
 
 def pick_category(dirs: list[Path], pattern: str, category: str | None, what: str) -> str:
@@ -145,6 +149,64 @@ class Blocks(Lines):
                 line_no += block.count(b"\n")
             if rest:
                 yield line_no, rest
+
+
+def read_delimited(
+    path: Path, show_progress: bool, separator: str, first_line: Callable[[list[str]], Optional[tuple[int, bool]]]
+) -> Optional[pl.DataFrame]:
+    """The rows of a delimited file without quoting as string columns ``column_0``, ... (an
+    empty field is null), read by polars a block at a time; None when some line needs the
+    line-by-line rules: a blank or whitespace-only line, a carriage return, a row with another
+    number of fields, text that is not UTF-8, no data row.  ``first_line(fields)`` gives (the
+    number of fields, whether that line is a header to leave out), or None for the line-by-line
+    rules; it may raise DataError."""
+    frames, width, sep = [], 0, separator.encode()
+    for _, block in Blocks(path, show_progress):
+        if b"\r" in block or b"\n\n" in block or block.startswith((b"\n", b"\xef\xbb\xbf")):
+            return None  # (polars drops a byte-order mark that starts its input; the rules keep it)
+        if not width:
+            head, _, rest = block.partition(b"\n")
+            try:
+                shape = first_line(head.decode("utf-8").split(separator))
+            except UnicodeDecodeError:
+                return None
+            if shape is None:
+                return None
+            width, is_header = shape
+            block = rest if is_header else block
+        rows = block.count(b"\n") + (not block.endswith(b"\n"))
+        if not block:
+            continue
+        if block.count(sep) != rows * (width - 1):  # a longer row makes polars raise
+            return None
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(block), has_header=False, separator=separator, quote_char=None,
+                infer_schema=False, new_columns=[f"column_{i}" for i in range(width)],
+            )
+        except (pl.exceptions.PolarsError, ValueError):
+            return None
+        frames.append(frame)
+    if not frames:
+        return None
+    frame = pl.concat(frames)
+    suspects = frame.filter(pl.col("column_0").fill_null("").str.contains(_BLANK_ROW))  # few or none
+    blank = suspects.select(pl.concat_str(pl.all().fill_null("")).str.contains(_BLANK_ROW).any()).item()
+    return None if blank else frame
+
+
+def clean_interactions(frame: pl.DataFrame) -> Optional[pl.DataFrame]:
+    """``frame`` (string columns user, item, timestamp, maybe more) with float times when every
+    row has both ids and a time that is a plain finite number; None otherwise (the caller
+    applies the line-by-line rules)."""
+    clean = frame.select(
+        pl.col("user").is_not_null().all() & pl.col("item").is_not_null().all()
+        & pl.col("timestamp").str.contains(PLAIN_NUMBER).all()
+    ).item()
+    if not clean:
+        return None
+    frame = frame.with_columns(pl.col("timestamp").cast(pl.Float64))
+    return frame if frame["timestamp"].is_finite().all() else None  # 400 digits: inf, a bad time
 
 
 @contextmanager

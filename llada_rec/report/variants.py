@@ -92,10 +92,17 @@ def _section(config: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def flat_data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config's data settings by field name: grouped (dataset, items, loaders) and flat
+    (runs of older versions) alike."""
+    data = _section(config, "data")
+    return {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **{f: v for g in data.values() if isinstance(g, dict) for f, v in g.items()}}
+
+
 def dataset_name(config: Mapping[str, Any], fallback: str) -> str:
     """The data's own name: the category, else the stem of the one interactions file in the
     data folder (``Scientific.inter.json`` -> Scientific), else the folder's name."""
-    data = _section(config, "data")
+    data = flat_data_settings(config)
     raw = data.get("category") or (_data_file_stem(Path(str(data["path"]))) if data.get("path") else None) or fallback
     return DATASET_NAMES.get(str(raw), str(raw))
 
@@ -124,7 +131,7 @@ def _resolve(path: str) -> Optional[Path]:
 
 def tokenizer_class(config: Mapping[str, Any]) -> Optional[str]:
     """The tokenizer class behind a run's semantic IDs, or None when it cannot be told."""
-    data = _section(config, "data")
+    data = flat_data_settings(config)
     if data.get("semantic_ids"):
         artifact = Path(str(data["semantic_ids"])) / "tokenizer.yaml"
         try:
@@ -165,8 +172,7 @@ def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     groups = {k for k, v in model_args.items() if isinstance(v, dict)}  # network, decoding: by field name, as in older flat runs
     model_args = {**{k: v for k, v in model_args.items() if k not in groups}, **{f: v for g in groups for f, v in model_args[g].items()}}
     settings = {k: v for k, v in model_args.items() if k not in IGNORED_MODEL_ARGS}
-    data = _section(config, "data")
-    data = {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **{f: v for g in data.values() if isinstance(g, dict) for f, v in g.items()}}
+    data = flat_data_settings(config)
     settings.update({f"data.{k}": data[k] for k in VARIANT_DATA_ARGS if k in data})
     trainer = _section(config, "trainer")
     if "max_epochs" in trainer:

@@ -260,7 +260,6 @@ class LLaDARecCLI(LightningCLI):
         init_args = model.get("init_args") if model is not None and hasattr(model, "get") else None
         check_trainer(cfg.get("trainer"), sub)
         check_ranges(init_args, "--model.init_args")
-        check_ranges(cfg.get("data"), "--data")
         decoding = init_args.get("decoding") if init_args is not None else None
         num_steps = decoding.get("num_steps") if hasattr(decoding, "get") else None
         if num_steps and cfg.get("data") is not None:

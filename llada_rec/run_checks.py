@@ -13,7 +13,7 @@ from llada_rec.tokenizers.artifact import SemanticIds
 from llada_rec.tokenizers.stage import load_tokenizer_config
 from llada_rec.utils import ConfigError
 
-#: Ranges of init arguments, by name, for any model or the DataModule: checked before
+#: Ranges of model init arguments, by name (the DataModule's groups check their own): checked before
 #: anything is built, so a bad value fails in a second with the option named.
 ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr": (lambda v: v > 0, "> 0"),
@@ -30,11 +30,6 @@ ARG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_layers": (lambda v: v >= 1, ">= 1"),
     "num_attention_heads": (lambda v: v >= 1, ">= 1"),
     "chunk_size": (lambda v: v >= 1, ">= 1"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "eval_batch_size": (lambda v: v >= 1, ">= 1"),
-    "item_batch_size": (lambda v: v >= 1, ">= 1"),
-    "max_history": (lambda v: v >= 1, ">= 1"),
-    "kcore": (lambda v: v >= 0, ">= 0"),
     "num_heads": (lambda v: v >= 1, ">= 1"),
     "codebook_size": (lambda v: v >= 2, ">= 2"),
 }

@@ -92,11 +92,16 @@ def _section(config: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def by_field_name(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with their groups' fields lifted to the top (``network.d_model`` -> ``d_model``),
+    so grouped runs and flat runs of older versions compare alike."""
+    return {**{k: v for k, v in settings.items() if not isinstance(v, dict)},
+            **{f: v for group in settings.values() if isinstance(group, dict) for f, v in group.items()}}
+
+
 def flat_data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A run config's data settings by field name: grouped (dataset, items, loaders) and flat
-    (runs of older versions) alike."""
-    data = _section(config, "data")
-    return {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **{f: v for g in data.values() if isinstance(g, dict) for f, v in g.items()}}
+    """A run config's data settings by field name (dataset, items, loaders lifted)."""
+    return by_field_name(_section(config, "data"))
 
 
 def dataset_name(config: Mapping[str, Any], fallback: str) -> str:
@@ -168,9 +173,7 @@ def fmt_value(value: Any) -> str:
 
 def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters runs are compared on (flat; model init args, seed, epochs, data)."""
-    model_args = _section(_section(config, "model"), "init_args")
-    groups = {k for k, v in model_args.items() if isinstance(v, dict)}  # network, decoding: by field name, as in older flat runs
-    model_args = {**{k: v for k, v in model_args.items() if k not in groups}, **{f: v for g in groups for f, v in model_args[g].items()}}
+    model_args = by_field_name(_section(_section(config, "model"), "init_args"))  # network, decoding lifted
     settings = {k: v for k, v in model_args.items() if k not in IGNORED_MODEL_ARGS}
     data = flat_data_settings(config)
     settings.update({f"data.{k}": data[k] for k in VARIANT_DATA_ARGS if k in data})
